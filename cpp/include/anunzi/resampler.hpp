@@ -1,0 +1,2 @@
+#pragma once
+// Placeholder until the streaming resampler lands (issue 3).

@@ -1,0 +1,1 @@
+"""anunzi-fast: a real-time Python client for Anunzi voice agents with a native audio core."""
