@@ -1,2 +1,496 @@
+// anunzi_fast._native: PCM conversion, the SPSC ring and the jitter buffer.
+// Python sees zero-copy views of its buffers; the GIL is released around copies and loops long
+// enough to be worth the hand-off (short ones finish faster than a GIL round trip).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-PYBIND11_MODULE(_native, m) { m.doc() = "in progress"; }
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "anunzi/cpu_dispatch.hpp"
+#include "anunzi/jitter_buffer.hpp"
+#include "anunzi/pcm.hpp"
+#include "anunzi/spsc_ring.hpp"
+#include "buffers.hpp"
+
+namespace py = pybind11;
+using anunzi::bindings::BufferView;
+using anunzi::bindings::SampleType;
+
+namespace {
+
+// Below this many samples a loop takes less time than releasing and re-taking the GIL.
+constexpr std::size_t kReleaseGilSamples = 16384;
+
+std::string describe(py::handle obj) {
+  std::ostringstream s;
+  s << Py_TYPE(obj.ptr())->tp_name;
+  if (py::hasattr(obj, "dtype")) s << " of dtype " << py::str(obj.attr("dtype")).cast<std::string>();
+  return s.str();
+}
+
+[[noreturn]] void raise_not_writable_or_not_buffer(py::handle out) {
+  BufferView probe;
+  if (probe.acquire(out.ptr(), false, 0)) throw py::value_error("out is read-only");
+  throw py::type_error("out must be a writable buffer (e.g. a numpy array), got " + describe(out));
+}
+
+// A 1-D walk over an input buffer: contiguous (stride 1) or a strided 1-D view.
+struct InputWalk {
+  const char* data = nullptr;
+  std::size_t n = 0;
+  std::ptrdiff_t stride = 1;  // in elements
+  std::vector<py::ssize_t> shape;
+};
+
+InputWalk walk_input(const BufferView& in, std::size_t itemsize) {
+  const Py_buffer& v = in.view();
+  InputWalk w;
+  w.data = in.data();
+  if (in.type() == SampleType::kBytes) {  // raw bytes are reinterpreted as samples
+    if (!in.c_contiguous()) throw py::value_error("raw byte input must be contiguous");
+    if (v.len % static_cast<py::ssize_t>(itemsize) != 0) {
+      throw py::value_error("raw byte input length " + std::to_string(v.len) +
+                            " is not a multiple of the sample size " + std::to_string(itemsize));
+    }
+    w.n = static_cast<std::size_t>(v.len) / itemsize;
+    w.shape = {static_cast<py::ssize_t>(w.n)};
+    return w;
+  }
+  w.shape = in.shape();
+  if (in.c_contiguous()) {
+    w.n = in.num_items();
+    return w;
+  }
+  if (v.ndim == 1 && v.strides[0] % v.itemsize == 0) {
+    w.n = static_cast<std::size_t>(v.shape[0]);
+    w.stride = v.strides[0] / v.itemsize;
+    return w;
+  }
+  throw py::value_error(
+      "samples must be C-contiguous or a 1-D strided view; use numpy.ascontiguousarray()");
+}
+
+// Acquires `out` (or allocates a new array) for n items of type T, checking everything.
+template <typename T>
+struct Output {
+  py::object object;
+  T* data = nullptr;
+  BufferView view;  // keeps a caller's buffer acquired while we write
+};
+
+template <typename T>
+void prepare_output(Output<T>& o, py::handle out, const BufferView& in, const InputWalk& w,
+                    SampleType expected, const char* expected_name) {
+  if (out.is_none()) {
+    py::array_t<T> array(w.shape);
+    o.data = array.mutable_data();
+    o.object = std::move(array);
+    return;
+  }
+  if (!o.view.acquire(out.ptr(), true, kReleaseGilSamples)) raise_not_writable_or_not_buffer(out);
+  if (o.view.type() != expected) {
+    throw py::type_error(std::string("out must have dtype ") + expected_name + ", got " +
+                         describe(out));
+  }
+  if (!o.view.c_contiguous()) throw py::value_error("out must be C-contiguous");
+  if (o.view.num_items() != w.n) {
+    throw py::value_error("out has " + std::to_string(o.view.num_items()) +
+                          " elements, the input has " + std::to_string(w.n));
+  }
+  if (anunzi::bindings::overlaps(o.view.view(), in.view())) {
+    throw py::value_error("out must not share memory with the input");
+  }
+  o.data = reinterpret_cast<T*>(o.view.data());
+  o.object = py::reinterpret_borrow<py::object>(out);
+}
+
+py::object float_to_pcm16(py::handle samples, py::handle out, bool return_clipped) {
+  BufferView in;
+  if (!in.acquire(samples.ptr(), false, kReleaseGilSamples)) {
+    throw py::type_error("samples must be a buffer (numpy array, memoryview, bytes), got " +
+                         describe(samples));
+  }
+  SampleType type = in.type();
+  if (type == SampleType::kBytes) type = SampleType::kFloat32;
+  if (type != SampleType::kFloat32 && type != SampleType::kFloat64) {
+    throw py::type_error("float_to_pcm16 takes float32 or float64 samples, got " +
+                         describe(samples));
+  }
+  const std::size_t itemsize = type == SampleType::kFloat32 ? 4 : 8;
+  const InputWalk w = walk_input(in, itemsize);
+  Output<int16_t> o;
+  prepare_output(o, out, in, w, SampleType::kInt16, "int16");
+
+  std::size_t clipped = 0;
+  auto run = [&] {
+    namespace pcm = anunzi::pcm;
+    if (type == SampleType::kFloat32) {
+      const auto* x = reinterpret_cast<const float*>(w.data);
+      clipped = w.stride == 1 ? pcm::float_to_pcm16(x, o.data, w.n, return_clipped)
+                              : pcm::float_to_pcm16_strided(x, w.stride, o.data, w.n, return_clipped);
+    } else {
+      const auto* x = reinterpret_cast<const double*>(w.data);
+      clipped = w.stride == 1 ? pcm::double_to_pcm16(x, o.data, w.n, return_clipped)
+                              : pcm::double_to_pcm16_strided(x, w.stride, o.data, w.n, return_clipped);
+    }
+  };
+  if (w.n >= kReleaseGilSamples) {
+    py::gil_scoped_release release;
+    run();
+  } else {
+    run();
+  }
+  if (return_clipped) return py::make_tuple(o.object, clipped);
+  return o.object;
+}
+
+py::object pcm16_to_float(py::handle samples, py::handle out) {
+  BufferView in;
+  if (!in.acquire(samples.ptr(), false, kReleaseGilSamples)) {
+    throw py::type_error("samples must be a buffer (numpy array, memoryview, bytes), got " +
+                         describe(samples));
+  }
+  const SampleType type = in.type();
+  if (type != SampleType::kInt16 && type != SampleType::kBytes) {
+    throw py::type_error("pcm16_to_float takes int16 samples or raw PCM16 bytes, got " +
+                         describe(samples));
+  }
+  const InputWalk w = walk_input(in, 2);
+  Output<float> o;
+  prepare_output(o, out, in, w, SampleType::kFloat32, "float32");
+  auto run = [&] {
+    const auto* x = reinterpret_cast<const int16_t*>(w.data);
+    if (w.stride == 1) {
+      anunzi::pcm::pcm16_to_float(x, o.data, w.n);
+    } else {
+      anunzi::pcm::pcm16_to_float_strided(x, w.stride, o.data, w.n);
+    }
+  };
+  if (w.n >= kReleaseGilSamples) {
+    py::gil_scoped_release release;
+    run();
+  } else {
+    run();
+  }
+  return o.object;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sample-type plumbing shared by the ring and the jitter buffer.
+
+SampleType sample_type_from_dtype(py::handle dtype) {
+  py::dtype d = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+  if (d.equal(py::dtype::of<int16_t>())) return SampleType::kInt16;
+  if (d.equal(py::dtype::of<float>())) return SampleType::kFloat32;
+  throw py::type_error("dtype must be int16 or float32, got " + py::str(dtype).cast<std::string>());
+}
+
+py::dtype numpy_dtype(SampleType t) {
+  return t == SampleType::kInt16 ? py::dtype::of<int16_t>() : py::dtype::of<float>();
+}
+
+// A contiguous run of samples of exactly type t, from any buffer object.
+struct SampleSpan {
+  BufferView view;
+  void* data = nullptr;
+  std::size_t n = 0;
+};
+
+void acquire_samples(SampleSpan& s, py::handle obj, SampleType t, bool writable,
+                     const char* what, std::size_t export_from = kReleaseGilSamples) {
+  if (!s.view.acquire(obj.ptr(), writable, export_from)) {
+    if (writable) raise_not_writable_or_not_buffer(obj);
+    throw py::type_error(std::string(what) + " must be a buffer, got " + describe(obj));
+  }
+  if (s.view.type() != t) {
+    throw py::type_error(std::string(what) + " must have dtype " +
+                         anunzi::bindings::sample_type_name(t) + ", got " + describe(obj));
+  }
+  if (!s.view.c_contiguous()) throw py::value_error(std::string(what) + " must be C-contiguous");
+  s.data = s.view.data();
+  s.n = s.view.num_items();
+}
+
+std::size_t checked_count(const py::int_& value, const char* what, std::size_t max) {
+  const long long v = value.cast<long long>();
+  if (v < 0 || static_cast<unsigned long long>(v) > max) {
+    throw py::value_error(std::string(what) + " must be between 0 and " + std::to_string(max) +
+                          ", got " + std::to_string(v));
+  }
+  return static_cast<std::size_t>(v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SpscRing for Python: one class, the sample type chosen at construction.
+
+class PySpscRing {
+ public:
+  PySpscRing(const py::int_& capacity, py::handle dtype) : type_(sample_type_from_dtype(dtype)) {
+    const long long c = capacity.cast<long long>();
+    constexpr auto kMax = anunzi::SpscRing<float>::kMaxCapacity;
+    if (c < 1 || static_cast<unsigned long long>(c) > kMax) {
+      throw py::value_error("capacity must be between 1 and 2**31 samples, got " +
+                            std::to_string(c));
+    }
+    if (type_ == SampleType::kInt16) {
+      int16_ = std::make_unique<anunzi::SpscRing<int16_t>>(static_cast<std::size_t>(c));
+    } else {
+      float_ = std::make_unique<anunzi::SpscRing<float>>(static_cast<std::size_t>(c));
+    }
+  }
+
+  std::size_t write(py::handle samples) {
+    SampleSpan s;
+    acquire_samples(s, samples, type_, false, "samples");
+    return with_gil_released_if_long(s.n, [&] {
+      return int16_ ? int16_->write(static_cast<const int16_t*>(s.data), s.n)
+                    : float_->write(static_cast<const float*>(s.data), s.n);
+    });
+  }
+
+  std::size_t read_into(py::handle out) {
+    SampleSpan s;
+    acquire_samples(s, out, type_, true, "out");
+    return with_gil_released_if_long(s.n, [&] {
+      return int16_ ? int16_->read(static_cast<int16_t*>(s.data), s.n)
+                    : float_->read(static_cast<float*>(s.data), s.n);
+    });
+  }
+
+  py::array read(const py::int_& max_samples) {
+    const std::size_t wanted = std::min(checked_count(max_samples, "max_samples",
+                                                      anunzi::SpscRing<float>::kMaxCapacity),
+                                        readable());
+    py::array out(numpy_dtype(type_), {static_cast<py::ssize_t>(wanted)});
+    const std::size_t got = read_into(out);
+    return got == wanted ? out : py::array(out[py::slice(0, static_cast<py::ssize_t>(got), 1)]);
+  }
+
+  std::size_t readable() const { return int16_ ? int16_->readable() : float_->readable(); }
+  std::size_t writable() const { return int16_ ? int16_->writable() : float_->writable(); }
+  std::size_t capacity() const { return int16_ ? int16_->capacity() : float_->capacity(); }
+  py::dtype dtype() const { return numpy_dtype(type_); }
+
+ private:
+  template <typename F>
+  static std::size_t with_gil_released_if_long(std::size_t n, F&& f) {
+    if (n >= kReleaseGilSamples) {
+      py::gil_scoped_release release;
+      return f();
+    }
+    return f();
+  }
+
+  SampleType type_;
+  std::unique_ptr<anunzi::SpscRing<int16_t>> int16_;
+  std::unique_ptr<anunzi::SpscRing<float>> float_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// JitterBuffer for Python.
+
+struct PyJitterStats {
+  anunzi::JitterStats s;
+  double sample_rate;
+  double depth_ms() const { return static_cast<double>(s.buffered) * 1000.0 / sample_rate; }
+  std::string repr() const {
+    std::ostringstream o;
+    o << "JitterStats(samples_in=" << s.samples_in << ", samples_out=" << s.samples_out
+      << ", silence_samples=" << s.silence_samples << ", dropped=" << s.dropped
+      << ", underruns=" << s.underruns << ", underrun_samples=" << s.underrun_samples
+      << ", clears=" << s.clears << ", buffered=" << s.buffered << ", depth_ms=" << depth_ms()
+      << ")";
+    return o.str();
+  }
+};
+
+std::size_t ms_to_samples(double ms, double rate, const char* what) {
+  if (!std::isfinite(ms) || ms < 0) {
+    throw py::value_error(std::string(what) + " must be a finite number >= 0");
+  }
+  const double samples = std::round(ms * rate / 1000.0);
+  if (samples > static_cast<double>(anunzi::SpscRing<float>::kMaxCapacity)) {
+    throw py::value_error(std::string(what) + " is too large (over 2**31 samples)");
+  }
+  return static_cast<std::size_t>(samples);
+}
+
+class PyJitterBuffer {
+ public:
+  PyJitterBuffer(const py::int_& sample_rate, double prefill_ms, double max_ms, py::handle dtype)
+      : type_(sample_type_from_dtype(dtype)) {
+    const long long rate = sample_rate.cast<long long>();
+    if (rate <= 0 || rate > 10'000'000) {
+      throw py::value_error("sample_rate must be a positive number of Hz, got " +
+                            std::to_string(rate));
+    }
+    rate_ = static_cast<double>(rate);
+    const std::size_t prefill = ms_to_samples(prefill_ms, rate_, "prefill_ms");
+    const std::size_t max_samples = ms_to_samples(max_ms, rate_, "max_ms");
+    if (max_samples == 0) throw py::value_error("max_ms must hold at least one sample");
+    if (prefill > max_samples) throw py::value_error("prefill_ms must not exceed max_ms");
+    prefill_ms_ = prefill_ms;
+    max_ms_ = max_ms;
+    if (type_ == SampleType::kInt16) {
+      int16_ = std::make_unique<anunzi::JitterBuffer<int16_t>>(prefill, max_samples);
+    } else {
+      float_ = std::make_unique<anunzi::JitterBuffer<float>>(prefill, max_samples);
+    }
+  }
+
+  std::size_t push(py::handle samples) {
+    SampleSpan s;
+    acquire_samples(s, samples, type_, false, "samples", 0);  // exported: the GIL is released
+    py::gil_scoped_release release;  // push may wait (briefly) for the consumer's copy
+    return int16_ ? int16_->push(static_cast<const int16_t*>(s.data), s.n)
+                  : float_->push(static_cast<const float*>(s.data), s.n);
+  }
+
+  std::size_t clear() {
+    py::gil_scoped_release release;
+    return int16_ ? int16_->clear() : float_->clear();
+  }
+
+  std::size_t read_into(py::handle out) {
+    SampleSpan s;
+    acquire_samples(s, out, type_, true, "out");
+    if (s.n >= kReleaseGilSamples) {
+      py::gil_scoped_release release;
+      return pull(s.data, s.n);
+    }
+    return pull(s.data, s.n);
+  }
+
+  py::array read(const py::int_& num_samples) {
+    const std::size_t n =
+        checked_count(num_samples, "num_samples", anunzi::SpscRing<float>::kMaxCapacity);
+    py::array out(numpy_dtype(type_), {static_cast<py::ssize_t>(n)});
+    read_into(out);
+    return out;
+  }
+
+  PyJitterStats stats() const { return {int16_ ? int16_->stats() : float_->stats(), rate_}; }
+  int sample_rate() const { return static_cast<int>(rate_); }
+  double prefill_ms() const { return prefill_ms_; }
+  double max_ms() const { return max_ms_; }
+  std::size_t prefill_samples() const {
+    return int16_ ? int16_->prefill_samples() : float_->prefill_samples();
+  }
+  std::size_t max_samples() const {
+    return int16_ ? int16_->max_samples() : float_->max_samples();
+  }
+  bool playing() const { return int16_ ? int16_->playing() : float_->playing(); }
+  py::dtype dtype() const { return numpy_dtype(type_); }
+  std::string repr() const {
+    std::ostringstream o;
+    o << "JitterBuffer(sample_rate=" << sample_rate() << ", prefill_ms=" << prefill_ms_
+      << ", max_ms=" << max_ms_ << ", dtype='" << anunzi::bindings::sample_type_name(type_)
+      << "', buffered=" << stats().s.buffered << ")";
+    return o.str();
+  }
+
+ private:
+  std::size_t pull(void* data, std::size_t n) {
+    return int16_ ? int16_->pull(static_cast<int16_t*>(data), n)
+                  : float_->pull(static_cast<float*>(data), n);
+  }
+
+  SampleType type_;
+  double rate_ = 0;
+  double prefill_ms_ = 0;
+  double max_ms_ = 0;
+  std::unique_ptr<anunzi::JitterBuffer<int16_t>> int16_;
+  std::unique_ptr<anunzi::JitterBuffer<float>> float_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "anunzi-fast native audio core: PCM conversion, SPSC ring, jitter buffer.";
+
+  m.def("float_to_pcm16", &float_to_pcm16, py::arg("samples"), py::arg("out") = py::none(),
+        py::kw_only(), py::arg("return_clipped") = false,
+        "Convert float samples to PCM16 exactly as the reference browser client does.\n\n"
+        "See anunzi_fast.float_to_pcm16 for the full contract.");
+  m.def("pcm16_to_float", &pcm16_to_float, py::arg("samples"), py::arg("out") = py::none(),
+        "Convert PCM16 samples to float32 (v / 32768, exact).\n\n"
+        "See anunzi_fast.pcm16_to_float for the full contract.");
+
+  m.def("active_isa", [] { return std::string(anunzi::isa_name(anunzi::active_isa())); },
+        "Name of the instruction-set level the hot loops use now.");
+  m.def("supported_isas", [] {
+    std::vector<std::string> names;
+    for (auto isa : {anunzi::Isa::kPortable, anunzi::Isa::kSse2, anunzi::Isa::kAvx2,
+                     anunzi::Isa::kAvx512}) {
+      if (anunzi::isa_supported(isa)) names.emplace_back(anunzi::isa_name(isa));
+    }
+    return names;
+  }, "Levels this CPU can run, lowest first.");
+  m.def("set_active_isa", [](const std::string& name) {
+    const auto isa = anunzi::isa_from_name(name);
+    if (!isa) throw py::value_error("unknown ISA level '" + name + "'; expected one of portable, sse2, avx2, avx512");
+    if (!anunzi::set_active_isa(*isa)) throw py::value_error("this CPU cannot run the '" + name + "' level");
+  }, py::arg("name"), "Force an instruction-set level (for tests and benchmarks).");
+
+  py::class_<PySpscRing>(m, "SpscRing",
+                         "Lock-free single-producer/single-consumer ring of int16 or float32 "
+                         "samples. See anunzi_fast.SpscRing.")
+      .def(py::init<const py::int_&, py::handle>(), py::arg("capacity"),
+           py::arg("dtype") = "int16")
+      .def("write", &PySpscRing::write, py::arg("samples"),
+           "Producer side only. Copy in as many samples as fit; return how many were taken.")
+      .def("read_into", &PySpscRing::read_into, py::arg("out"),
+           "Consumer side only. Copy up to len(out) samples into out; return how many.")
+      .def("read", &PySpscRing::read, py::arg("max_samples"),
+           "Consumer side only. Return up to max_samples samples as a new array (a copy).")
+      .def_property_readonly("readable", &PySpscRing::readable,
+                             "Samples ready to read (exact on the consumer side).")
+      .def_property_readonly("writable", &PySpscRing::writable,
+                             "Free space in samples (exact on the producer side).")
+      .def_property_readonly("capacity", &PySpscRing::capacity, "Capacity in samples.")
+      .def_property_readonly("dtype", &PySpscRing::dtype, "Sample dtype (int16 or float32).");
+
+  py::class_<PyJitterStats>(m, "JitterStats", "A snapshot of a JitterBuffer's counters.")
+      .def_property_readonly("samples_in", [](const PyJitterStats& s) { return s.s.samples_in; })
+      .def_property_readonly("samples_out", [](const PyJitterStats& s) { return s.s.samples_out; })
+      .def_property_readonly("silence_samples",
+                             [](const PyJitterStats& s) { return s.s.silence_samples; })
+      .def_property_readonly("dropped", [](const PyJitterStats& s) { return s.s.dropped; })
+      .def_property_readonly("underruns", [](const PyJitterStats& s) { return s.s.underruns; })
+      .def_property_readonly("underrun_samples",
+                             [](const PyJitterStats& s) { return s.s.underrun_samples; })
+      .def_property_readonly("clears", [](const PyJitterStats& s) { return s.s.clears; })
+      .def_property_readonly("buffered", [](const PyJitterStats& s) { return s.s.buffered; })
+      .def_property_readonly("depth_ms", &PyJitterStats::depth_ms)
+      .def("__repr__", &PyJitterStats::repr);
+
+  py::class_<PyJitterBuffer>(m, "JitterBuffer",
+                             "Bounded playback queue with prefill, underrun and overflow "
+                             "accounting. See anunzi_fast.JitterBuffer.")
+      .def(py::init<const py::int_&, double, double, py::handle>(), py::arg("sample_rate"),
+           py::kw_only(), py::arg("prefill_ms") = 60.0, py::arg("max_ms") = 3000.0,
+           py::arg("dtype") = "int16")
+      .def("push", &PyJitterBuffer::push, py::arg("samples"),
+           "Producer side only. Append samples; return how many old samples were dropped.")
+      .def("clear", &PyJitterBuffer::clear,
+           "Producer side only. Drop everything buffered (barge-in); return how many.")
+      .def("read_into", &PyJitterBuffer::read_into, py::arg("out"),
+           "Consumer side only. Fill out; return how many real samples (the rest is silence).")
+      .def("read", &PyJitterBuffer::read, py::arg("num_samples"),
+           "Consumer side only. Return num_samples samples (real, then silence) as a new array.")
+      .def_property_readonly("stats", &PyJitterBuffer::stats, "A snapshot of the counters.")
+      .def_property_readonly("sample_rate", &PyJitterBuffer::sample_rate)
+      .def_property_readonly("prefill_ms", &PyJitterBuffer::prefill_ms)
+      .def_property_readonly("max_ms", &PyJitterBuffer::max_ms)
+      .def_property_readonly("prefill_samples", &PyJitterBuffer::prefill_samples)
+      .def_property_readonly("max_samples", &PyJitterBuffer::max_samples)
+      .def_property_readonly("playing", &PyJitterBuffer::playing,
+                             "Whether playback is running (False while prefilling).")
+      .def_property_readonly("dtype", &PyJitterBuffer::dtype)
+      .def("__repr__", &PyJitterBuffer::repr);
+}

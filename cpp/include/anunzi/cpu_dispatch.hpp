@@ -1,0 +1,34 @@
+#pragma once
+// Runtime choice of the instruction set for the hot loops. Wheels are built for the baseline
+// of their platform; faster variants are compiled with per-function target attributes and
+// picked here, once, from what the CPU reports. Tests force each level to cover every path.
+#include <optional>
+#include <string>
+
+namespace anunzi {
+
+enum class Isa : int {
+  kPortable = 0,  // plain C++, any CPU
+  kSse2 = 1,      // x86-64 baseline
+  kAvx2 = 2,      // AVX2 + FMA (Haswell, Zen and later)
+  kAvx512 = 3,    // AVX-512 F/BW/DQ/VL (Skylake-X, Zen 4 and later)
+};
+
+// Highest level this CPU (and this build) supports.
+Isa best_supported_isa();
+
+// Whether this CPU and build can run `isa`.
+bool isa_supported(Isa isa);
+
+// The level the dispatching functions use now: the best supported one, unless overridden by
+// the ANUNZI_FAST_ISA environment variable at first use or by set_active_isa().
+Isa active_isa();
+
+// Forces a level (for tests and benchmarks). Returns false, changing nothing, when the CPU
+// cannot run it.
+bool set_active_isa(Isa isa);
+
+const char* isa_name(Isa isa);
+std::optional<Isa> isa_from_name(const std::string& name);
+
+}  // namespace anunzi

@@ -1,0 +1,116 @@
+#pragma once
+// A bounded lock-free ring of samples for exactly one producer thread and one consumer thread.
+//
+// The indices count samples since construction (64-bit, so they never wrap in practice); a
+// slot is index % capacity, which lets the capacity be any size, not only a power of two.
+// Each side owns its index and keeps a cached copy of the other side's: it reloads that copy
+// (acquire) only when the cached value says there is not enough room or data, which keeps the
+// two cache lines from bouncing between cores on every call. Publishing an index is a release
+// store, so the samples copied before it are visible to the other side after its acquire load.
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace anunzi {
+
+inline constexpr std::size_t kCacheLine = 64;
+
+template <typename T>
+class SpscRing {
+ public:
+  // 2^31 samples (8 GiB of float32) is far beyond any audio use; larger requests are mistakes.
+  static constexpr std::size_t kMaxCapacity = std::size_t{1} << 31;
+
+  explicit SpscRing(std::size_t capacity) : capacity_(capacity) {
+    if (capacity == 0 || capacity > kMaxCapacity) {
+      throw std::invalid_argument("capacity must be between 1 and 2**31 samples");
+    }
+    slots_ = std::make_unique<T[]>(capacity);  // the only allocation, zero-filled
+  }
+
+  SpscRing(const SpscRing&) = delete;
+  SpscRing& operator=(const SpscRing&) = delete;
+
+  std::size_t capacity() const noexcept { return capacity_; }
+
+  // Producer thread only. Copies up to n samples in; returns how many were taken.
+  [[nodiscard]] std::size_t write(const T* data, std::size_t n) noexcept {
+    const uint64_t w = write_index_.load(std::memory_order_relaxed);
+    std::size_t room = capacity_ - static_cast<std::size_t>(w - cached_read_index_);
+    if (room < n) {
+      cached_read_index_ = read_index_.load(std::memory_order_acquire);
+      room = capacity_ - static_cast<std::size_t>(w - cached_read_index_);
+    }
+    const std::size_t count = std::min(n, room);
+    if (count == 0) return 0;
+    const std::size_t start = static_cast<std::size_t>(w % capacity_);
+    const std::size_t first = std::min(count, capacity_ - start);
+    std::memcpy(slots_.get() + start, data, first * sizeof(T));
+    std::memcpy(slots_.get(), data + first, (count - first) * sizeof(T));
+    write_index_.store(w + count, std::memory_order_release);
+    return count;
+  }
+
+  // Producer thread only (exact there; from another thread, a snapshot).
+  std::size_t writable() const noexcept {
+    const uint64_t w = write_index_.load(std::memory_order_relaxed);
+    return capacity_ - static_cast<std::size_t>(w - read_index_.load(std::memory_order_acquire));
+  }
+
+  // Consumer thread only. Copies up to n samples out; returns how many were read.
+  [[nodiscard]] std::size_t read(T* data, std::size_t n) noexcept {
+    const uint64_t r = read_index_.load(std::memory_order_relaxed);
+    const std::size_t count = std::min(n, available_to_consumer(r, n));
+    if (count == 0) return 0;
+    const std::size_t start = static_cast<std::size_t>(r % capacity_);
+    const std::size_t first = std::min(count, capacity_ - start);
+    std::memcpy(data, slots_.get() + start, first * sizeof(T));
+    std::memcpy(data + first, slots_.get(), (count - first) * sizeof(T));
+    read_index_.store(r + count, std::memory_order_release);
+    return count;
+  }
+
+  // Consumer thread only. Drops up to n of the oldest samples; returns how many.
+  [[nodiscard]] std::size_t discard(std::size_t n) noexcept {
+    const uint64_t r = read_index_.load(std::memory_order_relaxed);
+    const std::size_t count = std::min(n, available_to_consumer(r, n));
+    read_index_.store(r + count, std::memory_order_release);
+    return count;
+  }
+
+  // Consumer thread only (exact there; from another thread, a snapshot).
+  std::size_t readable() const noexcept {
+    const uint64_t r = read_index_.load(std::memory_order_relaxed);
+    return static_cast<std::size_t>(write_index_.load(std::memory_order_acquire) - r);
+  }
+
+  // Any thread: samples ever written and read (snapshots).
+  uint64_t total_written() const noexcept { return write_index_.load(std::memory_order_acquire); }
+  uint64_t total_read() const noexcept { return read_index_.load(std::memory_order_acquire); }
+
+ private:
+  std::size_t available_to_consumer(uint64_t r, std::size_t wanted) noexcept {
+    std::size_t available = static_cast<std::size_t>(cached_write_index_ - r);
+    if (available < wanted) {
+      cached_write_index_ = write_index_.load(std::memory_order_acquire);
+      available = static_cast<std::size_t>(cached_write_index_ - r);
+    }
+    return available;
+  }
+
+  // Producer's line: its index and its copy of the consumer's.
+  alignas(kCacheLine) std::atomic<uint64_t> write_index_{0};
+  uint64_t cached_read_index_ = 0;
+  // Consumer's line.
+  alignas(kCacheLine) std::atomic<uint64_t> read_index_{0};
+  uint64_t cached_write_index_ = 0;
+  // Read-only after construction.
+  alignas(kCacheLine) const std::size_t capacity_;
+  std::unique_ptr<T[]> slots_;
+};
+
+}  // namespace anunzi
