@@ -1,0 +1,306 @@
+"""Token route client: validation, status mapping, retries and redaction, over MockTransport."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from anunzi_fast import auth
+from anunzi_fast.auth import (
+    RetryPolicy,
+    SessionURL,
+    parse_retry_after,
+    redact,
+    request_session_url,
+    request_session_url_sync,
+)
+from anunzi_fast.errors import (
+    AnunziError,
+    AssistantNotFoundError,
+    AuthenticationError,
+    BadRequestError,
+    CallerError,
+    CredentialsError,
+    InvalidArgumentError,
+    NetworkError,
+    PeerError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RemoteProtocolError,
+    ServerError,
+)
+
+API_KEY = "sk-live-9f8e7d6c5b4a"
+TOKEN = "tok-0123456789abcdef"
+SESSION_URL = f"wss://widgets.example/websocket/start?token={TOKEN}"
+BASE_URL = "https://widgets.example"
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.001, max_backoff=0.002, deadline=5)
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def ok_response(_: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"sessionURL": SESSION_URL})
+
+
+def sequence(*responses: httpx.Response | Exception) -> tuple[Handler, list[httpx.Request]]:
+    """A handler answering ``responses`` in order, and the list of requests it saw."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = responses[min(len(seen), len(responses)) - 1]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return handler, seen
+
+
+async def fetch(handler: Handler, *, api_key: str | None = API_KEY, assistant_id: str = "asst-1",
+                retry: RetryPolicy = FAST_RETRY) -> SessionURL:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        return await request_session_url(
+            assistant_id, api_key, base_url=BASE_URL, retry=retry, http_client=client
+        )
+
+
+def fetch_sync(handler: Handler, **kwargs: object) -> SessionURL:
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        return request_session_url_sync(
+            "asst-1", API_KEY, base_url=BASE_URL, retry=FAST_RETRY, http_client=client,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the waits between attempts instead of sleeping through them."""
+    waits: list[float] = []
+
+    async def fake_async_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(auth, "_async_sleep", fake_async_sleep)
+    monkeypatch.setattr(auth, "_sync_sleep", waits.append)
+    return waits
+
+
+async def test_success_sends_bearer_key_to_the_token_route() -> None:
+    handler, seen = sequence(ok_response(httpx.Request("GET", BASE_URL)))
+    url = await fetch(handler)
+    assert url == SESSION_URL
+    assert isinstance(url, SessionURL)
+    (request,) = seen
+    assert request.method == "GET"
+    assert str(request.url) == f"{BASE_URL}/websocket/token/asst-1"
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_sync_twin_success_and_error() -> None:
+    assert fetch_sync(ok_response) == SESSION_URL
+    with pytest.raises(AuthenticationError):
+        fetch_sync(lambda _: httpx.Response(401))
+
+
+def test_session_url_repr_hides_the_token() -> None:
+    url = SessionURL(SESSION_URL)
+    assert TOKEN not in repr(url)
+    assert "token=<redacted>" in repr(url)
+    assert str(url) == SESSION_URL
+
+
+async def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(auth.API_KEY_ENV, "env-key-123456")
+    handler, seen = sequence(ok_response(httpx.Request("GET", BASE_URL)))
+    await fetch(handler, api_key=None)
+    assert seen[0].headers["Authorization"] == "Bearer env-key-123456"
+
+
+def must_not_be_called(_: httpx.Request) -> httpx.Response:
+    raise AssertionError("I/O happened before validation")
+
+
+@pytest.mark.parametrize("bad_key", ["", " leading", "trailing ", "in side", "tab\there",
+                                     "new\nline", "nul\x00", "caf\u00e9-key", "del\x7f"])
+async def test_bad_api_keys_are_rejected_before_io(bad_key: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        await fetch(must_not_be_called, api_key=bad_key)
+    if bad_key.strip():
+        assert bad_key not in str(info.value)
+
+
+async def test_missing_api_key_is_rejected_before_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(auth.API_KEY_ENV, raising=False)
+    with pytest.raises(InvalidArgumentError, match=auth.API_KEY_ENV):
+        await fetch(must_not_be_called, api_key=None)
+
+
+@pytest.mark.parametrize("bad_id", ["", "a/b", "../admin", "..", ".", "a?x=1", "a#frag",
+                                    "a%2Fb", "a\\b", "a b", "a\nb"])
+async def test_path_changing_assistant_ids_are_rejected_before_io(bad_id: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        await fetch(must_not_be_called, assistant_id=bad_id)
+
+
+@pytest.mark.parametrize("bad_base", ["ftp://x", "widgets.example", "https://", "https://x?q=1",
+                                      "https://user:pw@x"])
+async def test_bad_base_urls_are_rejected_before_io(bad_base: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        await request_session_url("a", API_KEY, base_url=bad_base)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class", "fault_class"),
+    [
+        (400, BadRequestError, CallerError),
+        (401, AuthenticationError, CredentialsError),
+        (403, PermissionDeniedError, CredentialsError),
+        (404, AssistantNotFoundError, CallerError),
+        (418, RemoteProtocolError, PeerError),
+    ],
+)
+async def test_non_retryable_statuses(
+    status: int, error_class: type[AnunziError], fault_class: type[AnunziError]
+) -> None:
+    handler, seen = sequence(httpx.Response(status, text=f"echo {API_KEY}"))
+    with pytest.raises(error_class) as info:
+        await fetch(handler)
+    assert isinstance(info.value, fault_class)
+    assert len(seen) == 1
+    assert API_KEY not in str(info.value) and API_KEY not in repr(info.value)
+
+
+async def test_not_found_names_the_assistant() -> None:
+    with pytest.raises(AssistantNotFoundError, match="asst-1") as info:
+        await fetch(lambda _: httpx.Response(404))
+    assert info.value.assistant_id == "asst-1"
+
+
+async def test_rate_limit_is_retried_honouring_retry_after(no_sleep: list[float]) -> None:
+    handler, seen = sequence(
+        httpx.Response(429, headers={"Retry-After": "2"}),
+        httpx.Response(429, headers={"Retry-After": "30"}),
+        ok_response(httpx.Request("GET", BASE_URL)),
+    )
+    policy = RetryPolicy(initial_backoff=0.001, max_backoff=0.002, max_retry_after=5.0)
+    assert await fetch(handler, retry=policy) == SESSION_URL
+    assert len(seen) == 3
+    assert no_sleep == [2.0, 5.0]  # the second wait is capped at max_retry_after
+
+
+async def test_retry_after_as_http_date(no_sleep: list[float]) -> None:
+    when = email.utils.formatdate(time.time() + 3, usegmt=True)
+    handler, _ = sequence(httpx.Response(429, headers={"Retry-After": when}),
+                          ok_response(httpx.Request("GET", BASE_URL)))
+    await fetch(handler)
+    assert len(no_sleep) == 1 and 1.5 < no_sleep[0] <= 3.0
+
+
+async def test_server_errors_are_retried_then_reported(no_sleep: list[float]) -> None:
+    handler, seen = sequence(httpx.Response(503))
+    with pytest.raises(ServerError, match="after 4 attempts") as info:
+        await fetch(handler)
+    assert info.value.status == 503
+    assert len(seen) == 4 and len(no_sleep) == 3
+
+
+async def test_rate_limit_exhausted_keeps_retry_after(no_sleep: list[float]) -> None:
+    handler, _ = sequence(httpx.Response(429, headers={"Retry-After": "1"}))
+    with pytest.raises(RateLimitedError) as info:
+        await fetch(handler, retry=RetryPolicy(max_attempts=2, max_retry_after=0.01))
+    assert info.value.retry_after == 1.0
+
+
+async def test_connection_failures_are_retried_then_network_error(no_sleep: list[float]) -> None:
+    handler, seen = sequence(httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
+                             ok_response(httpx.Request("GET", BASE_URL)))
+    assert await fetch(handler) == SESSION_URL
+    assert len(seen) == 3
+    handler, _ = sequence(httpx.ConnectError("refused"))
+    with pytest.raises(NetworkError) as info:
+        await fetch(handler)
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+def test_sync_retries(no_sleep: list[float]) -> None:
+    handler, seen = sequence(httpx.Response(502), ok_response(httpx.Request("GET", BASE_URL)))
+    assert fetch_sync(handler) == SESSION_URL
+    assert len(seen) == 2 and len(no_sleep) == 1
+
+
+async def test_the_deadline_bounds_all_attempts() -> None:
+    # Real sleeps: a Retry-After beyond the deadline ends the loop at once.
+    handler, seen = sequence(httpx.Response(429, headers={"Retry-After": "5"}))
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError):
+        await fetch(handler, retry=RetryPolicy(max_attempts=10, deadline=0.5))
+    assert time.monotonic() - started < 0.5
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b"[1, 2]", b'{"session": "x"}', b'{"sessionURL": 5}',
+     b'{"sessionURL": "https://h/websocket/start?token=abc123456"}', b'{"sessionURL": "wss://"}',
+     b"[" * 100_000, b'{"sessionURL": "ws://[::1/x"}', b"\xff\xfe"],
+)
+async def test_malformed_success_bodies_are_protocol_errors(body: bytes) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        await fetch(lambda _: httpx.Response(200, content=body))
+    assert "abc123456" not in str(info.value)
+
+
+def test_backoff_is_jittered_and_capped() -> None:
+    policy = RetryPolicy(initial_backoff=1.0, max_backoff=4.0)
+    assert policy.backoff(1, lambda: 0.0) == 0.5
+    assert policy.backoff(1, lambda: 1.0) == 1.0
+    assert policy.backoff(2, lambda: 0.0) == 1.0
+    assert policy.backoff(10, lambda: 1.0) == 4.0
+    assert len({policy.backoff(3) for _ in range(20)}) > 1
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (None, None), ("3", 3.0), ("-1", 0.0), ("soon", None), ("nan", None), ("1.5", 1.5)])
+def test_parse_retry_after(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_policy_validation() -> None:
+    with pytest.raises(InvalidArgumentError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(InvalidArgumentError):
+        RetryPolicy(deadline=0)
+
+
+async def test_secrets_never_reach_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    handler, _ = sequence(httpx.Response(503), ok_response(httpx.Request("GET", BASE_URL)))
+    url = await fetch(handler)
+    # Libraries print URLs and headers; the filter must scrub them whatever the logger.
+    for name in ("httpx", "httpcore.http11", "websockets.client", "websockets.server",
+                 "anunzi_fast.client"):
+        logging.getLogger(name).debug("> GET %s with Authorization: Bearer %s", url, API_KEY)
+        logging.getLogger(name).info("key=%s", API_KEY)
+    try:
+        raise RuntimeError(f"boom {url}")
+    except RuntimeError:
+        logging.getLogger("websockets.client").exception("failed")
+    text = caplog.text
+    assert caplog.records
+    assert API_KEY not in text and TOKEN not in text
+    assert "<redacted>" in text
+
+
+def test_redact_patterns_without_registration() -> None:
+    assert redact("GET /websocket/start?token=zzzz-unregistered&x=1") == (
+        "GET /websocket/start?token=<redacted>&x=1"
+    )
+    assert redact("Authorization: Bearer abc.def") == "Authorization: Bearer <redacted>"
+    assert json.dumps(redact("plain text")) == '"plain text"'
