@@ -1,0 +1,23 @@
+"""A local emulator of the Anunzi widget service, for tests, demos and load tests.
+
+Example:
+    >>> async with Emulator(pace="fast") as emulator:  # doctest: +SKIP
+    ...     url = await request_session_url("echo", DEFAULT_API_KEY, base_url=emulator.base_url)
+"""
+
+from .agent import EchoAgent, decimate_48k_to_16k, default_greeting
+from .server import DEFAULT_API_KEY, Emulator, Fault, Pace, SessionRecord
+from .tokens import SessionGrant, TokenStore
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "EchoAgent",
+    "Emulator",
+    "Fault",
+    "Pace",
+    "SessionGrant",
+    "SessionRecord",
+    "TokenStore",
+    "decimate_48k_to_16k",
+    "default_greeting",
+]

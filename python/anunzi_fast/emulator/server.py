@@ -1,0 +1,380 @@
+"""The emulator's server: the token route and the session WebSocket on one port.
+
+A real :mod:`websockets` server. Plain HTTP requests to ``/websocket/token/{assistant_id}`` are
+answered from ``process_request``, before any WebSocket handshake; ``/websocket/start?token=``
+is refused with HTTP 403 unless the token is valid, unused and unexpired. Fault modes are chosen
+by assistant id, like the paths of the ``websockets`` test server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hmac
+import json
+import logging
+from collections.abc import Collection, Iterable
+from types import TracebackType
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import numpy as np
+import numpy.typing as npt
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ..auth import install_log_redaction
+from ..errors import InvalidArgumentError
+from ..protocol import AGENT_SAMPLE_RATE, TYPE_AGENT_READY, TYPE_CLIENT_READY
+from .agent import EchoAgent, default_greeting
+from .tokens import SessionGrant, TokenStore
+
+__all__ = ["DEFAULT_API_KEY", "Emulator", "Fault", "Pace", "SessionRecord"]
+
+DEFAULT_API_KEY = "emulator-key"
+TOKEN_ROUTE = "/websocket/token/"
+START_ROUTE = "/websocket/start"
+FRAME_SECONDS = 0.020
+FRAME_SAMPLES = int(AGENT_SAMPLE_RATE * FRAME_SECONDS)
+# Odd on purpose, and not a multiple of anything the client might align to.
+ODD_FRAME_BYTES = 641
+
+Pace = Literal["realtime", "fast"]
+
+_logger = logging.getLogger("anunzi_fast.emulator")
+
+
+class Fault(str, enum.Enum):
+    """Misbehaviours, selected by using the value as the assistant id."""
+
+    SLOW_READY = "slow-ready"
+    """``status_agent_ready`` only after ``slow_ready_delay`` seconds."""
+    EXTRA_EVENTS = "extra-events"
+    """Unknown JSON events and one malformed text message around everything it says."""
+    ODD_FRAMES = "odd-frames"
+    """Agent audio split into odd-length binary frames."""
+    ABRUPT_CLOSE = "abrupt-close"
+    """The TCP connection is dropped, without a close frame, after the greeting."""
+    CLOSE_1011 = "close-1011"
+    """The session is closed with code 1011 after the greeting."""
+    RATE_LIMITED = "rate-limited"
+    """The token route answers 429 with ``Retry-After`` the first ``fault_repeats`` times."""
+    SERVER_ERROR = "server-error"
+    """The token route answers 503 the first ``fault_repeats`` times."""
+    FORBIDDEN = "forbidden"
+    """The token route answers 403: the key may not use this assistant."""
+    BAD_BODY = "bad-body"
+    """The token route answers 200 with a body that is not the documented JSON."""
+
+    # A fault is used where an assistant id goes, so it must format as its bare value.
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class SessionRecord:
+    """What one session exchanged, for tests and the CLI summary.
+
+    Attributes:
+        assistant_id: The assistant of the session.
+        received: Every byte of user audio, in order (only if the emulator records audio).
+        sent: Every byte of agent audio, in order (only if recording).
+        bytes_received: Count of user audio bytes.
+        bytes_sent: Count of agent audio bytes.
+        client_ready: Whether ``status_client_ready`` arrived.
+        text_messages: Every text message received.
+        utterances: User utterances answered.
+        close_code: The close code once the session ended.
+        closed: Set when the session ended.
+    """
+
+    def __init__(self, assistant_id: str, *, record_audio: bool) -> None:
+        self.assistant_id = assistant_id
+        self.record_audio = record_audio
+        self.received = bytearray()
+        self.sent = bytearray()
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.client_ready = False
+        self.text_messages: list[str] = []
+        self.utterances = 0
+        self.close_code: int | None = None
+        self.closed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionRecord(assistant_id={self.assistant_id!r}, "
+            f"bytes_received={self.bytes_received}, bytes_sent={self.bytes_sent}, "
+            f"close_code={self.close_code})"
+        )
+
+
+class Emulator:
+    """A local Anunzi service: token route, session WebSocket and an echo agent.
+
+    Use it as an async context manager (``async with Emulator() as emulator:``) or call
+    :meth:`start` and :meth:`stop`.
+
+    Args:
+        host: Interface to bind; loopback by default.
+        port: TCP port; 0 picks a free one (see :attr:`port` once started).
+        api_keys: Keys accepted by the token route.
+        assistant_ids: Known assistants; ``None`` accepts any id (others get HTTP 404).
+        token_ttl: Seconds a session token stays valid.
+        pace: ``"realtime"`` sends agent audio in 20 ms frames at real-time speed,
+            ``"fast"`` as fast as possible (for tests).
+        greeting: 16 kHz PCM16 spoken after ``status_client_ready``; two chimes by default.
+        fault_repeats: How many token requests the rate-limit and server-error faults fail.
+        retry_after: The ``Retry-After`` seconds of the rate-limit fault.
+        slow_ready_delay: Seconds the slow-ready fault waits.
+        record_audio: Keep every audio byte in :attr:`sessions` (turn off for load tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_keys: Iterable[str] = (DEFAULT_API_KEY,),
+        assistant_ids: Collection[str] | None = None,
+        token_ttl: float = 60.0,
+        pace: Pace = "realtime",
+        greeting: npt.NDArray[np.int16] | None = None,
+        fault_repeats: int = 2,
+        retry_after: float = 0.0,
+        slow_ready_delay: float = 0.5,
+        record_audio: bool = True,
+    ) -> None:
+        if pace not in ("realtime", "fast"):
+            raise InvalidArgumentError(f"pace must be 'realtime' or 'fast', not {pace!r}")
+        self.host = host
+        self._requested_port = port
+        self._api_keys = tuple(api_keys)
+        if not self._api_keys:
+            raise InvalidArgumentError("the emulator needs at least one API key")
+        self.assistant_ids = None if assistant_ids is None else frozenset(assistant_ids)
+        self.tokens = TokenStore(token_ttl)
+        self.pace: Pace = pace
+        self.greeting = default_greeting() if greeting is None else greeting
+        self.fault_repeats = fault_repeats
+        self.retry_after = retry_after
+        self.slow_ready_delay = slow_ready_delay
+        self.record_audio = record_audio
+        self.sessions: list[SessionRecord] = []
+        self.token_requests = 0
+        self._fault_counts: dict[str, int] = {}
+        self._grants: dict[ServerConnection, SessionGrant] = {}
+        self._server: Server | None = None
+        install_log_redaction()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start serving."""
+        if self._server is not None:
+            raise InvalidArgumentError("the emulator is already running")
+        self._server = await serve(
+            self._handle_session,
+            self.host,
+            self._requested_port,
+            process_request=self._process_request,
+            compression=None,  # PCM does not compress; deflate would only cost CPU
+            max_size=2**20,
+            server_header="anunzi-fast-emulator",
+        )
+
+    async def stop(self) -> None:
+        """Close every session (code 1001) and stop listening."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        if self._server is None:
+            raise InvalidArgumentError("the emulator is not running")
+        sockname = next(iter(self._server.sockets)).getsockname()
+        return int(sockname[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port``, the ``base_url`` for :func:`anunzi_fast.request_session_url`."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def issue_session_url(self, assistant_id: str = "echo") -> str:
+        """A session URL without going through the token route (for tests)."""
+        return f"ws{self.base_url[4:]}{START_ROUTE}?token={self.tokens.issue(assistant_id)}"
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path.startswith(TOKEN_ROUTE):
+            return self._token_route(connection, request, unquote(parts.path[len(TOKEN_ROUTE):]))
+        if parts.path == START_ROUTE:
+            token = parse_qs(parts.query).get("token", [None])[0]
+            grant = self.tokens.redeem(token)
+            if grant is None:
+                _logger.info("refused a session: unknown, used or expired token")
+                return connection.respond(403, "invalid, used or expired session token\n")
+            self._grants[connection] = grant
+            return None
+        return connection.respond(404, "not found\n")
+
+    def _token_route(
+        self, connection: ServerConnection, request: Request, assistant_id: str
+    ) -> Response:
+        self.token_requests += 1
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not any(
+            hmac.compare_digest(key.encode(), known.encode()) for known in self._api_keys
+        ):
+            return connection.respond(401, "missing or wrong API key\n")
+        if not assistant_id or "/" in assistant_id:
+            return connection.respond(400, "bad assistant id\n")
+        if self.assistant_ids is not None and assistant_id not in self.assistant_ids:
+            return connection.respond(404, "unknown assistant\n")
+        if assistant_id == Fault.FORBIDDEN:
+            return connection.respond(403, "this key may not use this assistant\n")
+        if assistant_id == Fault.BAD_BODY:
+            return connection.respond(200, "<html>surprise</html>")
+        if assistant_id in (Fault.RATE_LIMITED, Fault.SERVER_ERROR):
+            count = self._fault_counts.get(assistant_id, 0) + 1
+            self._fault_counts[assistant_id] = count
+            if count <= self.fault_repeats:
+                if assistant_id == Fault.SERVER_ERROR:
+                    return connection.respond(503, "try again later\n")
+                response = connection.respond(429, "slow down\n")
+                response.headers["Retry-After"] = f"{self.retry_after:g}"
+                return response
+        host = request.headers.get("Host") or self.base_url.split("//", 1)[1]
+        token = self.tokens.issue(assistant_id)
+        body = json.dumps({"sessionURL": f"ws://{host}{START_ROUTE}?token={token}"})
+        return Response(
+            200, "OK", Headers([("Content-Type", "application/json"), ("Connection", "close")]),
+            body.encode(),
+        )
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def _handle_session(self, connection: ServerConnection) -> None:
+        grant = self._grants.pop(connection)
+        fault = _fault_of(grant.assistant_id)
+        record = SessionRecord(grant.assistant_id, record_audio=self.record_audio)
+        self.sessions.append(record)
+        speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
+        speaker = asyncio.create_task(self._speak(connection, speech, record, fault))
+        agent = EchoAgent()
+        carry = b""
+        try:
+            if fault is Fault.SLOW_READY:
+                await asyncio.sleep(self.slow_ready_delay)
+            if fault is Fault.EXTRA_EVENTS:
+                await connection.send(json.dumps({"type": "emulator_notice", "n": 1}))
+            await connection.send(json.dumps({"type": TYPE_AGENT_READY}))
+            async for message in connection:
+                if isinstance(message, str):
+                    record.text_messages.append(message)
+                    if _is_client_ready(message) and not record.client_ready:
+                        record.client_ready = True
+                        speech.put_nowait(self.greeting)
+                    continue
+                record.bytes_received += len(message)
+                if record.record_audio:
+                    record.received += message
+                data = carry + message if carry else message
+                usable = len(data) - len(data) % 2
+                carry = data[usable:]
+                for reply in agent.receive(np.frombuffer(data[:usable], "<i2").astype(np.int16)):
+                    record.utterances += 1
+                    speech.put_nowait(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            speaker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await speaker
+            record.close_code = connection.close_code
+            record.closed.set()
+
+    async def _speak(
+        self,
+        connection: ServerConnection,
+        speech: asyncio.Queue[npt.NDArray[np.int16]],
+        record: SessionRecord,
+        fault: Fault | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        next_frame_at = loop.time()
+        first = True
+        try:
+            while True:
+                audio = await speech.get()
+                payload = audio.astype("<i2").tobytes()
+                step = ODD_FRAME_BYTES if fault is Fault.ODD_FRAMES else FRAME_SAMPLES * 2
+                # After a pause, speak now rather than catching up on the silent time.
+                next_frame_at = max(next_frame_at, loop.time())
+                for offset in range(0, len(payload), step):
+                    frame = payload[offset : offset + step]
+                    await connection.send(frame)
+                    record.bytes_sent += len(frame)
+                    if record.record_audio:
+                        record.sent += frame
+                    if self.pace == "realtime":
+                        next_frame_at += len(frame) / 2 / AGENT_SAMPLE_RATE
+                        await asyncio.sleep(next_frame_at - loop.time())
+                if fault is Fault.EXTRA_EVENTS:
+                    await connection.send(json.dumps({"type": "agent_transcript", "text": "..."}))
+                    await connection.send("this is {not json")
+                if first and fault is Fault.ABRUPT_CLOSE:
+                    connection.transport.abort()
+                    return
+                if first and fault is Fault.CLOSE_1011:
+                    await connection.close(1011, "emulated agent failure")
+                    return
+                first = False
+        except ConnectionClosed:
+            pass
+
+
+def _fault_of(assistant_id: str) -> Fault | None:
+    try:
+        return Fault(assistant_id)
+    except ValueError:
+        return None
+
+
+def _is_client_ready(message: str) -> bool:
+    try:
+        data = json.loads(message)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("type") == TYPE_CLIENT_READY
