@@ -87,6 +87,7 @@ class SessionRecord:
         bytes_received: Count of user audio bytes.
         bytes_sent: Count of agent audio bytes.
         client_ready: Whether ``status_client_ready`` arrived.
+        client_ready_after_bytes: User audio bytes received before ``status_client_ready``.
         text_messages: Every text message received.
         utterances: User utterances answered.
         close_code: The close code once the session ended.
@@ -101,6 +102,7 @@ class SessionRecord:
         self.bytes_received = 0
         self.bytes_sent = 0
         self.client_ready = False
+        self.client_ready_after_bytes: int | None = None
         self.text_messages: list[str] = []
         self.utterances = 0
         self.close_code: int | None = None
@@ -305,6 +307,7 @@ class Emulator:
                     record.text_messages.append(message)
                     if _is_client_ready(message) and not record.client_ready:
                         record.client_ready = True
+                        record.client_ready_after_bytes = record.bytes_received
                         speech.put_nowait(self.greeting)
                     continue
                 record.bytes_received += len(message)
