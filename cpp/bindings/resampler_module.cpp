@@ -1,4 +1,176 @@
-// Placeholder until the streaming resampler lands (issue 3).
+// pybind11 binding of the streaming resampler (anunzi_fast._resampler).
+//
+// Python (anunzi_fast/resample.py) normalises and validates arguments and owns the error
+// messages; this layer checks again, reads arrays in place through their strides (C or Fortran
+// order, any dtype of the four), and releases the GIL only around the compute loop.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-PYBIND11_MODULE(_resampler, m) { m.doc() = "anunzi-fast streaming resampler (not yet built)"; }
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "anunzi/resampler.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+anunzi::SampleType sample_type_of(const py::dtype& dt) {
+  if (dt.is(py::dtype::of<float>())) return anunzi::SampleType::kFloat32;
+  if (dt.is(py::dtype::of<double>())) return anunzi::SampleType::kFloat64;
+  if (dt.is(py::dtype::of<std::int16_t>())) return anunzi::SampleType::kInt16;
+  if (dt.is(py::dtype::of<std::int32_t>())) return anunzi::SampleType::kInt32;
+  throw py::type_error("Data type must be one of [float32, float64, int16, int32], not " +
+                       py::str(dt).cast<std::string>());
+}
+
+anunzi::SampleType sample_type_of_name(const std::string& name) {
+  if (name == "float32") return anunzi::SampleType::kFloat32;
+  if (name == "float64") return anunzi::SampleType::kFloat64;
+  if (name == "int16") return anunzi::SampleType::kInt16;
+  if (name == "int32") return anunzi::SampleType::kInt32;
+  throw py::type_error("Data type must be one of [float32, float64, int16, int32], not " + name);
+}
+
+py::dtype dtype_of(anunzi::SampleType t) {
+  switch (t) {
+    case anunzi::SampleType::kFloat32:
+      return py::dtype::of<float>();
+    case anunzi::SampleType::kFloat64:
+      return py::dtype::of<double>();
+    case anunzi::SampleType::kInt16:
+      return py::dtype::of<std::int16_t>();
+    case anunzi::SampleType::kInt32:
+      return py::dtype::of<std::int32_t>();
+  }
+  throw std::logic_error("unreachable");
+}
+
+anunzi::Quality quality_of(int q) {
+  if (!anunzi::quality_is_valid(q))
+    throw py::value_error("Quality must be one of [QQ, LQ, MQ, HQ, VHQ]");
+  return static_cast<anunzi::Quality>(q);
+}
+
+// A stream bound to one sample type. A mutex turns concurrent use of one object from two
+// threads (a caller bug, now possible since the GIL is released) into an error, not a race.
+class PyResampler {
+ public:
+  PyResampler(double in_rate, double out_rate, std::size_t num_channels, int quality,
+              const std::string& dtype)
+      : type_(sample_type_of_name(dtype)),
+        core_(in_rate, out_rate, num_channels, quality_of(quality), type_, anunzi::select_isa()) {}
+
+  py::array process(const py::array& x, bool last) {
+    if (x.ndim() != 2) throw py::value_error("Input must be 1-D or 2-D array");
+    if (sample_type_of(x.dtype()) != type_)
+      throw py::type_error("Input dtype does not match the stream's dtype");
+    if (static_cast<std::size_t>(x.shape(1)) != core_.num_channels())
+      throw py::value_error("Channel num mismatch");
+    const auto item = x.itemsize();
+    if (x.strides(0) % item != 0 || x.strides(1) % item != 0)
+      throw py::value_error("Input strides must be multiples of the item size");
+    const anunzi::StridedConstView in{x.data(), type_, static_cast<std::size_t>(x.shape(0)),
+                                      x.strides(0) / item, x.strides(1) / item};
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock())
+      throw std::runtime_error("ResampleStream used from two threads at once");
+    const std::size_t n_out = core_.output_frames_for(in.frames, last);
+    py::array y(dtype_of(type_),
+                {static_cast<py::ssize_t>(n_out), static_cast<py::ssize_t>(core_.num_channels())});
+    const anunzi::StridedView out{y.mutable_data(), type_, n_out,
+                                  static_cast<std::ptrdiff_t>(core_.num_channels()), 1};
+    {
+      py::gil_scoped_release release;
+      core_.process(in, last, out);
+    }
+    return y;
+  }
+
+  void clear() {
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock())
+      throw std::runtime_error("ResampleStream used from two threads at once");
+    core_.clear();
+  }
+
+  const anunzi::Resampler& core() const { return core_; }
+
+ private:
+  anunzi::SampleType type_;
+  anunzi::Resampler core_;
+  std::mutex mutex_;
+};
+
+py::array oneshot(const py::array& x, double in_rate, double out_rate, int quality) {
+  if (x.ndim() != 2) throw py::value_error("Input must be 1-D or 2-D array");
+  const anunzi::SampleType type = sample_type_of(x.dtype());
+  std::string name;
+  switch (type) {
+    case anunzi::SampleType::kFloat32:
+      name = "float32";
+      break;
+    case anunzi::SampleType::kFloat64:
+      name = "float64";
+      break;
+    case anunzi::SampleType::kInt16:
+      name = "int16";
+      break;
+    case anunzi::SampleType::kInt32:
+      name = "int32";
+      break;
+  }
+  PyResampler r(in_rate, out_rate, static_cast<std::size_t>(x.shape(1)), quality, name);
+  return r.process(x, true);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_resampler, m) {
+  m.doc() = "anunzi-fast streaming resampler: polyphase Kaiser-windowed sinc, SIMD dispatched";
+  m.attr("QQ") = static_cast<int>(anunzi::Quality::kQuick);
+  m.attr("LQ") = static_cast<int>(anunzi::Quality::kLow);
+  m.attr("MQ") = static_cast<int>(anunzi::Quality::kMedium);
+  m.attr("HQ") = static_cast<int>(anunzi::Quality::kHigh);
+  m.attr("VHQ") = static_cast<int>(anunzi::Quality::kVeryHigh);
+
+  py::class_<PyResampler>(m, "Resampler")
+      .def(py::init<double, double, std::size_t, int, const std::string&>(), py::arg("in_rate"),
+           py::arg("out_rate"), py::arg("num_channels"), py::arg("quality"), py::arg("dtype"))
+      .def("process", &PyResampler::process, py::arg("x"), py::arg("last"),
+           "Resample a 2-D [frames, channels] chunk of the stream's dtype; returns a new array.")
+      .def("clear", &PyResampler::clear)
+      .def("delay", [](const PyResampler& r) { return r.core().delay(); })
+      .def("num_clips", [](const PyResampler& r) { return r.core().num_clips(); })
+      .def_property_readonly("latency_frames",
+                             [](const PyResampler& r) { return r.core().latency_frames(); })
+      .def_property_readonly("taps", [](const PyResampler& r) { return r.core().taps_per_output(); })
+      .def_property_readonly("phases", [](const PyResampler& r) { return r.core().num_phases(); })
+      .def_property_readonly("interpolated",
+                             [](const PyResampler& r) { return r.core().interpolated_phases(); })
+      .def_property_readonly("double_precision",
+                             [](const PyResampler& r) { return r.core().double_precision(); })
+      .def_property_readonly(
+          "isa", [](const PyResampler& r) { return std::string(anunzi::isa_name(r.core().isa())); })
+      .def_property_readonly("ratio", [](const PyResampler& r) {
+        return py::make_tuple(r.core().out_step(), r.core().in_step());
+      });
+
+  m.def("oneshot", &oneshot, py::arg("x"), py::arg("in_rate"), py::arg("out_rate"),
+        py::arg("quality"), "Resample a whole 2-D [frames, channels] array; returns a new array.");
+  m.def(
+      "supported_isas",
+      [] {
+        py::list names;
+        for (auto isa : {anunzi::Isa::kPortable, anunzi::Isa::kSse2, anunzi::Isa::kAvx2,
+                         anunzi::Isa::kAvx512}) {
+          if (anunzi::isa_supported(isa)) names.append(anunzi::isa_name(isa));
+        }
+        return names;
+      },
+      "Names of the kernel paths this CPU can run (ANUNZI_FAST_ISA accepts these).");
+  m.def(
+      "selected_isa", [] { return std::string(anunzi::isa_name(anunzi::select_isa())); },
+      "The kernel path a resampler built now would use.");
+}

@@ -1,2 +1,112 @@
 #pragma once
-// Placeholder until the streaming resampler lands (issue 3).
+// Streaming polyphase resampler with Kaiser-windowed sinc filters designed at construction.
+//
+// Every output sample is one dot product between a fixed row of coefficients (chosen by the
+// output's exact rational position) and a window of input samples, computed by the same kernel
+// with the same summation order however the input was chunked. That is what makes chunked output
+// bit-identical to one-shot output, and what lets each output be released as soon as the last
+// input sample it needs has arrived (no block bursts).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace anunzi {
+
+// Values match python-soxr's constants so code passing soxr.HQ etc. keeps working.
+enum class Quality : int { kQuick = 0, kLow = 1, kMedium = 2, kHigh = 4, kVeryHigh = 6 };
+
+// Instruction-set paths of the dot-product kernels. Wheels are built for baseline x86-64; the
+// wider paths are compiled per function with target attributes and chosen at run time.
+enum class Isa : int { kPortable = 0, kSse2 = 1, kAvx2 = 2, kAvx512 = 3 };
+
+enum class SampleType : int { kFloat32 = 0, kFloat64 = 1, kInt16 = 2, kInt32 = 3 };
+
+// Filter specification, frequencies relative to the Nyquist frequency of the lower of the two
+// rates. A stopband edge above 1.0 lets components between Nyquist and the edge alias, but only
+// into the transition band above the passband (the edge never exceeds 2 - passband).
+struct FilterSpec {
+  double passband_end;
+  double stopband_begin;
+  double attenuation_db;
+  bool double_precision;  // accumulate in double: float32 rounding would dominate the error
+};
+
+[[nodiscard]] FilterSpec filter_spec(Quality quality);
+[[nodiscard]] bool quality_is_valid(int quality);
+
+[[nodiscard]] bool isa_supported(Isa isa);
+// The ISA named by the environment variable ANUNZI_FAST_ISA (portable|sse2|avx2|avx512) if set
+// and supported by this CPU, else the best supported one. Throws std::invalid_argument if the
+// variable names an unknown or unsupported path, so a forced test can never silently pass on
+// another path.
+[[nodiscard]] Isa select_isa();
+[[nodiscard]] const char* isa_name(Isa isa);
+
+// A strided 2-D view [frames, channels]; strides are in elements, not bytes, so C order,
+// Fortran order and sliced arrays are all read in place.
+struct StridedConstView {
+  const void* data;
+  SampleType type;
+  std::size_t frames;
+  std::ptrdiff_t frame_stride;
+  std::ptrdiff_t channel_stride;
+};
+struct StridedView {
+  void* data;
+  SampleType type;
+  std::size_t frames;
+  std::ptrdiff_t frame_stride;
+  std::ptrdiff_t channel_stride;
+};
+
+class ResamplerImplBase;
+
+// One continuous multi-channel stream. Not thread-safe: one thread at a time per object;
+// independent objects may be used concurrently.
+class Resampler {
+ public:
+  // `io_type` is the caller's sample type; float64 and int32 streams (and VHQ) are computed in
+  // double, the others in float32. Throws std::invalid_argument for non-finite or non-positive
+  // rates, zero channels, or an invalid quality.
+  Resampler(double in_rate, double out_rate, std::size_t num_channels, Quality quality,
+            SampleType io_type, Isa isa);
+  ~Resampler();
+  Resampler(const Resampler&) = delete;
+  Resampler& operator=(const Resampler&) = delete;
+  Resampler(Resampler&&) noexcept;
+  Resampler& operator=(Resampler&&) noexcept;
+
+  // Exact number of frames process() will write for this many more input frames.
+  [[nodiscard]] std::size_t output_frames_for(std::size_t in_frames, bool last) const;
+  // Consumes all of `in` and writes exactly output_frames_for(in.frames, last) frames to `out`
+  // (which must have that many frames and num_channels() channels). Integer outputs are rounded
+  // to nearest and clipped, never dithered. After last=true the stream accepts no more input
+  // until clear(): throws std::logic_error.
+  std::size_t process(const StridedConstView& in, bool last, const StridedView& out);
+  void clear();
+
+  // Output frames owed for the input given so far (what soxr's delay() reports).
+  [[nodiscard]] double delay() const;
+  // Fixed algorithmic latency in output frames once the stream is running.
+  [[nodiscard]] double latency_frames() const;
+  [[nodiscard]] std::uint64_t num_clips() const;
+  [[nodiscard]] std::size_t num_channels() const;
+  [[nodiscard]] std::size_t taps_per_output() const;
+  [[nodiscard]] std::size_t num_phases() const;
+  [[nodiscard]] bool interpolated_phases() const;
+  [[nodiscard]] Isa isa() const;
+  [[nodiscard]] bool double_precision() const;
+  // The rational ratio out/in actually used: out_step / in_step, reduced.
+  [[nodiscard]] std::uint64_t out_step() const;
+  [[nodiscard]] std::uint64_t in_step() const;
+
+  // Output length of a one-shot conversion: round(n * out / in), halves rounded up as soxr does.
+  [[nodiscard]] std::size_t oneshot_length(std::size_t in_frames) const;
+
+ private:
+  std::unique_ptr<ResamplerImplBase> impl_;
+};
+
+}  // namespace anunzi

@@ -1,0 +1,27 @@
+#pragma once
+// Internal to the resampler: the per-ISA dot-product kernels.
+#include <cstddef>
+
+#include "anunzi/resampler.hpp"
+
+namespace anunzi::detail {
+
+// `k` is a multiple of 16 for float and of 8 for double (the filters are padded with zero taps).
+template <typename S>
+struct Kernels {
+  S (*dot)(const S* coefs, const S* x, std::size_t k);
+  // Four dot products of consecutive coefficient rows with the same samples, for the
+  // interpolated-phase path.
+  void (*dot4)(const S* coefs, std::size_t row_stride, const S* x, std::size_t k, S* out);
+};
+
+template <typename S>
+Kernels<S> kernels_for(Isa isa);
+template <>
+Kernels<float> kernels_for<float>(Isa isa);
+template <>
+Kernels<double> kernels_for<double>(Isa isa);
+
+bool cpu_supports(Isa isa);
+
+}  // namespace anunzi::detail
