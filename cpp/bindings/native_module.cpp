@@ -16,6 +16,7 @@
 #include "anunzi/pcm.hpp"
 #include "anunzi/spsc_ring.hpp"
 #include "buffers.hpp"
+#include "native_docs.hpp"
 
 namespace py = pybind11;
 using anunzi::bindings::BufferView;
@@ -266,7 +267,7 @@ class PySpscRing {
     const std::size_t wanted = std::min(checked_count(max_samples, "max_samples",
                                                       anunzi::SpscRing<float>::kMaxCapacity),
                                         readable());
-    py::array out(numpy_dtype(type_), {static_cast<py::ssize_t>(wanted)});
+    py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(wanted)});
     const std::size_t got = read_into(out);
     return got == wanted ? out : py::array(out[py::slice(0, static_cast<py::ssize_t>(got), 1)]);
   }
@@ -369,7 +370,7 @@ class PyJitterBuffer {
   py::array read(const py::int_& num_samples) {
     const std::size_t n =
         checked_count(num_samples, "num_samples", anunzi::SpscRing<float>::kMaxCapacity);
-    py::array out(numpy_dtype(type_), {static_cast<py::ssize_t>(n)});
+    py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
     read_into(out);
     return out;
   }
@@ -414,12 +415,9 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "anunzi-fast native audio core: PCM conversion, SPSC ring, jitter buffer.";
 
   m.def("float_to_pcm16", &float_to_pcm16, py::arg("samples"), py::arg("out") = py::none(),
-        py::kw_only(), py::arg("return_clipped") = false,
-        "Convert float samples to PCM16 exactly as the reference browser client does.\n\n"
-        "See anunzi_fast.float_to_pcm16 for the full contract.");
+        py::kw_only(), py::arg("return_clipped") = false, anunzi::docs::kFloatToPcm16);
   m.def("pcm16_to_float", &pcm16_to_float, py::arg("samples"), py::arg("out") = py::none(),
-        "Convert PCM16 samples to float32 (v / 32768, exact).\n\n"
-        "See anunzi_fast.pcm16_to_float for the full contract.");
+        anunzi::docs::kPcm16ToFloat);
 
   m.def("active_isa", [] { return std::string(anunzi::isa_name(anunzi::active_isa())); },
         "Name of the instruction-set level the hot loops use now.");
@@ -437,17 +435,12 @@ PYBIND11_MODULE(_native, m) {
     if (!anunzi::set_active_isa(*isa)) throw py::value_error("this CPU cannot run the '" + name + "' level");
   }, py::arg("name"), "Force an instruction-set level (for tests and benchmarks).");
 
-  py::class_<PySpscRing>(m, "SpscRing",
-                         "Lock-free single-producer/single-consumer ring of int16 or float32 "
-                         "samples. See anunzi_fast.SpscRing.")
+  py::class_<PySpscRing>(m, "SpscRing", anunzi::docs::kSpscRing)
       .def(py::init<const py::int_&, py::handle>(), py::arg("capacity"),
            py::arg("dtype") = "int16")
-      .def("write", &PySpscRing::write, py::arg("samples"),
-           "Producer side only. Copy in as many samples as fit; return how many were taken.")
-      .def("read_into", &PySpscRing::read_into, py::arg("out"),
-           "Consumer side only. Copy up to len(out) samples into out; return how many.")
-      .def("read", &PySpscRing::read, py::arg("max_samples"),
-           "Consumer side only. Return up to max_samples samples as a new array (a copy).")
+      .def("write", &PySpscRing::write, py::arg("samples"), anunzi::docs::kRingWrite)
+      .def("read_into", &PySpscRing::read_into, py::arg("out"), anunzi::docs::kRingReadInto)
+      .def("read", &PySpscRing::read, py::arg("max_samples"), anunzi::docs::kRingRead)
       .def_property_readonly("readable", &PySpscRing::readable,
                              "Samples ready to read (exact on the consumer side).")
       .def_property_readonly("writable", &PySpscRing::writable,
@@ -469,20 +462,14 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("depth_ms", &PyJitterStats::depth_ms)
       .def("__repr__", &PyJitterStats::repr);
 
-  py::class_<PyJitterBuffer>(m, "JitterBuffer",
-                             "Bounded playback queue with prefill, underrun and overflow "
-                             "accounting. See anunzi_fast.JitterBuffer.")
+  py::class_<PyJitterBuffer>(m, "JitterBuffer", anunzi::docs::kJitterBuffer)
       .def(py::init<const py::int_&, double, double, py::handle>(), py::arg("sample_rate"),
            py::kw_only(), py::arg("prefill_ms") = 60.0, py::arg("max_ms") = 3000.0,
            py::arg("dtype") = "int16")
-      .def("push", &PyJitterBuffer::push, py::arg("samples"),
-           "Producer side only. Append samples; return how many old samples were dropped.")
-      .def("clear", &PyJitterBuffer::clear,
-           "Producer side only. Drop everything buffered (barge-in); return how many.")
-      .def("read_into", &PyJitterBuffer::read_into, py::arg("out"),
-           "Consumer side only. Fill out; return how many real samples (the rest is silence).")
-      .def("read", &PyJitterBuffer::read, py::arg("num_samples"),
-           "Consumer side only. Return num_samples samples (real, then silence) as a new array.")
+      .def("push", &PyJitterBuffer::push, py::arg("samples"), anunzi::docs::kJitterPush)
+      .def("clear", &PyJitterBuffer::clear, anunzi::docs::kJitterClear)
+      .def("read_into", &PyJitterBuffer::read_into, py::arg("out"), anunzi::docs::kJitterReadInto)
+      .def("read", &PyJitterBuffer::read, py::arg("num_samples"), anunzi::docs::kJitterRead)
       .def_property_readonly("stats", &PyJitterBuffer::stats, "A snapshot of the counters.")
       .def_property_readonly("sample_rate", &PyJitterBuffer::sample_rate)
       .def_property_readonly("prefill_ms", &PyJitterBuffer::prefill_ms)

@@ -1,0 +1,54 @@
+"""Runtime CPU dispatch: each level can be forced, by environment variable and at run time."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import anunzi_fast
+from anunzi_fast import _native
+
+from .reference import reference_pcm16
+
+PROBE = (
+    "import numpy as np, anunzi_fast as a;"
+    "x = np.random.default_rng(0).uniform(-1.5, 1.5, 1001).astype(np.float32);"
+    "print(a.active_isa(), a.float_to_pcm16(x).tobytes().hex())"
+)
+
+
+@pytest.mark.parametrize("isa", _native.supported_isas())
+def test_environment_variable_forces_each_level(isa: str) -> None:
+    env = {**os.environ, "ANUNZI_FAST_ISA": isa}
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    active, hex_output = result.stdout.split()
+    assert active == isa
+    x = np.random.default_rng(0).uniform(-1.5, 1.5, 1001).astype(np.float32)
+    assert bytes.fromhex(hex_output) == reference_pcm16(x).tobytes()
+
+
+def test_unknown_environment_value_falls_back_to_the_best_level() -> None:
+    env = {**os.environ, "ANUNZI_FAST_ISA": "avx9000"}
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == _native.supported_isas()[-1]
+
+
+def test_levels_listed_lowest_first_and_portable_always_there() -> None:
+    levels = anunzi_fast.supported_isas()
+    order = ["portable", "sse2", "avx2", "avx512"]
+    assert levels[0] == "portable"
+    assert levels == sorted(levels, key=order.index)
+    assert anunzi_fast.active_isa() in levels
+
+
+def test_set_active_isa_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="unknown ISA level"):
+        _native.set_active_isa("mmx")

@@ -1,0 +1,239 @@
+"""float_to_pcm16 / pcm16_to_float: exact semantics, every input kind, every error."""
+
+import array
+import threading
+
+import numpy as np
+import pytest
+
+from anunzi_fast import float_to_pcm16, pcm16_to_float
+
+from .reference import reference_clipped, reference_pcm16
+
+F32 = np.float32
+SPECIALS = np.array(
+    [
+        np.nan,
+        -np.nan,
+        np.inf,
+        -np.inf,
+        1.0,
+        -1.0,
+        np.nextafter(F32(1), F32(2)),
+        np.nextafter(F32(-1), F32(-2)),
+        np.nextafter(F32(1), F32(0)),
+        np.nextafter(F32(-1), F32(0)),
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1e-45,
+        -1e-45,
+        3.4e38,
+        -3.4e38,
+        1.0 / 32767,
+        -1.0 / 32768,
+    ],
+    dtype=F32,
+)
+
+
+def test_special_values_follow_the_browser(isa: str) -> None:
+    out = float_to_pcm16(SPECIALS)
+    assert out.dtype == np.int16
+    np.testing.assert_array_equal(out, reference_pcm16(SPECIALS))
+    assert out[0] == 0 and out[1] == 0  # NaN of either sign -> 0
+    assert out[2] == 32767 and out[3] == -32768  # +-Inf clamp
+    assert out[4] == 32767 and out[5] == -32768  # +-1.0 exactly
+    assert out[12] == 16383 and out[13] == -16384  # 16383.5 truncates toward zero
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 15, 16, 17, 31, 33, 99, 1000, 4099, 65537])
+def test_matches_reference_for_many_lengths(isa: str, dtype: type, n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.uniform(-1.3, 1.3, n).astype(dtype)
+    x[::7] = np.resize(SPECIALS, len(x[::7]))  # specials at every vector-lane position
+    out, clipped = float_to_pcm16(x, return_clipped=True)
+    np.testing.assert_array_equal(out, reference_pcm16(x))
+    assert clipped == reference_clipped(x)
+    assert out.shape == (n,)
+
+
+def test_float32_values_where_a_float32_product_would_be_wrong(isa: str) -> None:
+    # Inputs in [0, 1] whose float32 product x * 32767 rounds up to an integer: the browser's
+    # double product truncates one lower. Found by scanning all floats near such integers.
+    k = np.arange(1, 32768, dtype=np.float64)
+    candidates = np.nextafter((k / 32767).astype(F32), F32(0))
+    candidates = np.concatenate([candidates, (k / 32767).astype(F32)])
+    wrong_in_float32 = (candidates * F32(32767)).astype(np.int32) != reference_pcm16(candidates)
+    assert wrong_in_float32.sum() > 1000  # the trap is real
+    np.testing.assert_array_equal(float_to_pcm16(candidates), reference_pcm16(candidates))
+
+
+def test_float64_rounds_like_javascript(isa: str) -> None:
+    # float64 input is multiplied in double, with its rounding, as JavaScript would.
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(-1.1, 1.1, 10_001), np.nextafter(np.arange(32768) / 32767, 0)])
+    np.testing.assert_array_equal(float_to_pcm16(x), reference_pcm16(x))
+
+
+def test_empty_input_gives_empty_output() -> None:
+    out = float_to_pcm16(np.empty(0, F32))
+    assert out.shape == (0,) and out.dtype == np.int16
+    assert pcm16_to_float(b"").shape == (0,)
+    target = np.empty(0, np.int16)
+    assert float_to_pcm16(np.empty(0, F32), target) is target
+
+
+def test_huge_input() -> None:
+    n = (1 << 25) + 3
+    x = np.linspace(-1.5, 1.5, n, dtype=F32)
+    out, clipped = float_to_pcm16(x, return_clipped=True)
+    np.testing.assert_array_equal(out[:: 1 << 10], reference_pcm16(x[:: 1 << 10]))
+    np.testing.assert_array_equal(out[-100:], reference_pcm16(x[-100:]))
+    assert clipped == reference_clipped(x)
+
+
+def test_shape_is_kept_for_contiguous_arrays() -> None:
+    x = np.linspace(-1, 1, 24, dtype=F32).reshape(2, 3, 4)
+    out = float_to_pcm16(x)
+    assert out.shape == (2, 3, 4)
+    np.testing.assert_array_equal(out, reference_pcm16(x))
+    scalar = float_to_pcm16(np.array(0.5, F32))
+    assert scalar.shape == () and scalar == 16383
+
+
+@pytest.mark.parametrize("step", [2, 3, -1, -5])
+def test_strided_1d_views_are_read_in_place(step: int) -> None:
+    base = np.linspace(-1.2, 1.2, 1001, dtype=F32)
+    view = base[::step]
+    np.testing.assert_array_equal(float_to_pcm16(view), reference_pcm16(view))
+    pcm = reference_pcm16(base)
+    np.testing.assert_array_equal(pcm16_to_float(pcm[::step]), pcm[::step] / np.float32(32768))
+
+
+def test_non_contiguous_2d_input_is_rejected() -> None:
+    x = np.zeros((4, 6), F32)
+    with pytest.raises(ValueError, match="contiguous"):
+        float_to_pcm16(x.T)
+    with pytest.raises(ValueError, match="contiguous"):
+        pcm16_to_float(np.zeros((4, 6), np.int16)[:, ::2])
+
+
+def test_buffer_kinds_are_accepted_without_copy() -> None:
+    x = np.array([0.25, -0.25, 1.5], F32)
+    expected = reference_pcm16(x)
+    for buf in (memoryview(x), x.tobytes(), bytearray(x.tobytes()), array.array("f", x)):
+        np.testing.assert_array_equal(float_to_pcm16(buf), expected)
+    np.testing.assert_array_equal(float_to_pcm16(array.array("d", x)), expected)
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    np.testing.assert_array_equal(float_to_pcm16(readonly), expected)
+
+
+def test_out_is_written_in_place_and_returned() -> None:
+    x = np.linspace(-1, 1, 50_000, dtype=F32)
+    out = np.full(50_000, 7, np.int16)
+    result = float_to_pcm16(x, out)
+    assert result is out
+    np.testing.assert_array_equal(out, reference_pcm16(x))
+    result2, clipped = float_to_pcm16(x, out=out, return_clipped=True)
+    assert result2 is out and clipped == 0
+    as_2d = np.empty((100, 500), np.int16)
+    assert float_to_pcm16(x, as_2d) is as_2d  # same size, any shape
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros(4, np.int32),
+        np.zeros(4, np.float16),
+        np.zeros(4, np.complex64),
+        np.zeros(4, np.int16),
+        np.zeros(4, ">f4"),
+        [0.0, 0.5],
+        "text",
+        None,
+    ],
+    ids=["int32", "float16", "complex64", "int16", "big-endian", "list", "str", "None"],
+)
+def test_wrong_input_type_is_a_type_error(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"float32 or float64|buffer"):
+        float_to_pcm16(bad)  # type: ignore[call-overload]
+
+
+def test_out_errors() -> None:
+    x = np.zeros(8, F32)
+    with pytest.raises(TypeError, match="int16"):
+        float_to_pcm16(x, np.zeros(8, np.int32))
+    with pytest.raises(ValueError, match="elements"):
+        float_to_pcm16(x, np.zeros(7, np.int16))
+    readonly = np.zeros(8, np.int16)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        float_to_pcm16(x, readonly)
+    with pytest.raises(ValueError, match="read-only"):
+        float_to_pcm16(x, bytes(16))
+    with pytest.raises(ValueError, match="contiguous"):
+        float_to_pcm16(x, np.zeros(16, np.int16)[::2])
+    with pytest.raises(TypeError, match="writable buffer"):
+        float_to_pcm16(x, [0] * 8)
+    shared = np.zeros(8, F32)
+    with pytest.raises(ValueError, match="share memory"):
+        float_to_pcm16(shared, shared.view(np.int16)[:8])
+    with pytest.raises(ValueError, match="multiple of the sample size"):
+        float_to_pcm16(b"\x00" * 6)
+
+
+def test_pcm16_to_float_is_exact_for_every_value(isa: str) -> None:
+    every = np.arange(-32768, 32768, dtype=np.int16)
+    for offset in range(17):  # every tail length of the vector loops
+        out = pcm16_to_float(every[offset:])
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, every[offset:].astype(np.float64) / 32768)
+
+
+def test_pcm16_to_float_reads_wire_bytes() -> None:
+    wire = np.array([0, 1, -1, 32767, -32768], "<i2").tobytes()
+    np.testing.assert_array_equal(
+        pcm16_to_float(wire), np.array([0, 1, -1, 32767, -32768]) / np.float32(32768)
+    )
+    np.testing.assert_array_equal(pcm16_to_float(bytearray(wire)), pcm16_to_float(memoryview(wire)))
+    with pytest.raises(ValueError, match="multiple of the sample size"):
+        pcm16_to_float(wire[:-1])
+
+
+def test_pcm16_to_float_errors() -> None:
+    with pytest.raises(TypeError, match="int16"):
+        pcm16_to_float(np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="int16"):
+        pcm16_to_float(np.zeros(4, np.uint16))
+    with pytest.raises(TypeError, match="float32"):
+        pcm16_to_float(np.zeros(4, np.int16), np.zeros(4, np.float64))
+    out = np.zeros(4, np.float32)
+    assert pcm16_to_float(np.zeros(4, np.int16), out) is out
+    with pytest.raises(ValueError, match="elements"):
+        pcm16_to_float(np.zeros(4, np.int16), np.zeros(5, np.float32))
+    buf = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        pcm16_to_float(buf.view(np.int16)[:4], buf[:4])
+
+
+def test_conversions_run_in_parallel_threads() -> None:
+    # Long calls release the GIL; results must stay exact when threads run them at once.
+    x = np.random.default_rng(3).uniform(-1.2, 1.2, 400_000).astype(F32)
+    expected = reference_pcm16(x)
+    errors: list[str] = []
+
+    def work() -> None:
+        for _ in range(5):
+            if not np.array_equal(float_to_pcm16(x), expected):
+                errors.append("mismatch")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)

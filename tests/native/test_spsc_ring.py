@@ -1,0 +1,109 @@
+"""SpscRing from Python: semantics, errors, and a two-thread stress checking every sample."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from anunzi_fast import SpscRing
+
+
+@pytest.mark.parametrize("capacity", [0, -1, -(2**40), 2**31 + 1, 2**62])
+def test_bad_capacity_is_a_value_error(capacity: int) -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        SpscRing(capacity)
+
+
+@pytest.mark.parametrize("dtype", ["float64", np.int32, "complex64"])
+def test_unsupported_dtype_is_a_type_error(dtype: object) -> None:
+    with pytest.raises(TypeError, match="int16 or float32"):
+        SpscRing(8, dtype)  # type: ignore[arg-type]
+
+
+def test_write_read_wraps_and_reports_counts() -> None:
+    ring = SpscRing(5, "int16")
+    assert (ring.capacity, ring.readable, ring.writable) == (5, 0, 5)
+    assert ring.dtype == np.int16
+    assert ring.write(np.arange(1, 8, dtype=np.int16)) == 5  # only what fits
+    assert ring.write(np.arange(3, dtype=np.int16)) == 0
+    out = np.zeros(3, np.int16)
+    assert ring.read_into(out) == 3
+    assert out.tolist() == [1, 2, 3]
+    assert ring.write(np.array([6, 7, 8], np.int16)) == 3  # wraps around the end
+    np.testing.assert_array_equal(ring.read(100), [4, 5, 6, 7, 8])
+    assert ring.read(10).shape == (0,)
+    out[:] = -1
+    assert ring.read_into(out) == 0 and out.tolist() == [-1, -1, -1]  # untouched
+    assert ring.write(np.zeros(0, np.int16)) == 0
+
+
+def test_float32_ring_and_buffer_kinds() -> None:
+    ring = SpscRing(10, np.float32)
+    x = np.array([0.5, -1.0, 3.0], np.float32)
+    assert ring.write(memoryview(x)) == 3
+    got = ring.read(3)
+    np.testing.assert_array_equal(got, x)
+
+
+def test_dtype_layout_and_writability_errors() -> None:
+    ring = SpscRing(10, "int16")
+    with pytest.raises(TypeError, match="int16"):
+        ring.write(np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="int16"):
+        ring.write(b"\x00\x00")  # raw bytes are not silently reinterpreted
+    with pytest.raises(TypeError, match="buffer"):
+        ring.write([1, 2, 3])
+    with pytest.raises(ValueError, match="contiguous"):
+        ring.write(np.zeros(8, np.int16)[::2])
+    readonly = np.zeros(4, np.int16)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ring.read_into(readonly)
+    with pytest.raises(TypeError, match="int16"):
+        ring.read_into(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="max_samples"):
+        ring.read(-1)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "total", "max_chunk"),
+    [(1, 20_000, 3), (3, 50_000, 8), (509, 1_000_000, 1500), (4096, 2_000_000, 9000)],
+)
+def test_two_thread_stress_every_sample_arrives(capacity: int, total: int, max_chunk: int) -> None:
+    ring = SpscRing(capacity, "int16")
+    expected = (np.arange(total) % 65536 - 32768).astype(np.int16)
+    received = np.empty(total, np.int16)
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            rng = np.random.default_rng(1)
+            sent = 0
+            while sent < total:
+                n = min(int(rng.integers(1, max_chunk + 1)), total - sent)
+                chunk = expected[sent : sent + n]
+                done = 0
+                while done < n:
+                    taken = ring.write(chunk[done:])
+                    if not taken:
+                        time.sleep(0)  # let the consumer take the GIL instead of spinning
+                    done += taken
+                sent += n
+        except BaseException as exc:  # surfaced by the assertion below
+            failure.append(exc)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    rng = np.random.default_rng(2)
+    got = 0
+    while got < total and (producer.is_alive() or ring.readable):
+        n = min(int(rng.integers(1, max_chunk + 1)), total - got)
+        read = ring.read_into(received[got : got + n])
+        if not read:
+            time.sleep(0)
+        got += read
+    producer.join(timeout=60)
+    assert not failure
+    assert got == total
+    np.testing.assert_array_equal(received, expected)

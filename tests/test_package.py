@@ -1,0 +1,20 @@
+"""The package's public surface: a complete, sorted __all__ (as httpx tests it)."""
+
+import types
+
+import anunzi_fast
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert anunzi_fast.__all__ == sorted(set(anunzi_fast.__all__))
+
+
+def test_all_lists_every_public_name() -> None:
+    public = {
+        name
+        for name, value in vars(anunzi_fast).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public <= set(anunzi_fast.__all__)
+    for name in anunzi_fast.__all__:
+        assert hasattr(anunzi_fast, name), name
