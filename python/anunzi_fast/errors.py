@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "AnunziError",
     "AssistantNotFoundError",
+    "AudioDeviceError",
     "AuthenticationError",
     "BadRequestError",
     "CallerError",
@@ -46,6 +47,10 @@ class CallerError(AnunziError):
 
 class InvalidArgumentError(CallerError, ValueError):
     """An argument was rejected before any I/O took place."""
+
+
+class AudioDeviceError(CallerError):
+    """No usable audio device: ``sounddevice`` or PortAudio is missing, or the device failed."""
 
 
 class BadRequestError(CallerError):
