@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <numeric>
 #include <stdexcept>
 #include <type_traits>
@@ -91,6 +92,22 @@ std::pair<std::uint64_t, std::uint64_t> rate_ratio(double in_rate, double out_ra
   }
   return approximate_ratio(out_rate / in_rate);
 }
+
+// 64-byte aligned storage, so the vector loads of aligned history blocks and of coefficient
+// rows never straddle cache lines.
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  explicit AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64}));
+  }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
+  bool operator==(const AlignedAllocator&) const noexcept { return true; }
+  bool operator!=(const AlignedAllocator&) const noexcept { return false; }
+};
 
 template <typename T>
 T load_as(const void* base, std::ptrdiff_t index, SampleType type) {
@@ -191,6 +208,9 @@ namespace {
 // S is the arithmetic type of the history, the coefficients and the accumulation.
 template <typename S>
 class PolyphaseResampler final : public ResamplerImplBase {
+  // Taps are padded to, and history addressed in, blocks of one 512-bit vector.
+  static constexpr std::size_t kLanes = std::is_same<S, float>::value ? 16 : 8;
+
  public:
   PolyphaseResampler(std::uint64_t out_step, std::uint64_t in_step, std::size_t num_channels,
                      const FilterSpec& spec, Isa isa)
@@ -242,8 +262,9 @@ class PolyphaseResampler final : public ResamplerImplBase {
 
   void clear() override {
     for (auto& h : history_) {
-      h.assign(before_, S(0));  // the signal is zero before the first sample
+      h.assign(before_ + kLanes, S(0));  // the signal is zero before the first sample
     }
+    length_ = before_;
     origin_ = -static_cast<std::int64_t>(before_);
     total_in_ = 0;
     emitted_ = 0;
@@ -285,7 +306,6 @@ class PolyphaseResampler final : public ResamplerImplBase {
     const double beta = kaiser_beta(spec.attenuation_db);
     const double i0_beta = bessel_i0(beta);
 
-    constexpr std::size_t kLanes = std::is_same<S, float>::value ? 16 : 8;
     const auto w_floor = static_cast<std::size_t>(std::floor(half_width));
     interpolated_ = up_ > kMaxExactPhases;
     // Taps cover input offsets m in [-before_, after_] around the output's integer position;
@@ -341,16 +361,17 @@ class PolyphaseResampler final : public ResamplerImplBase {
     if (n == 0) return;
     for (std::size_t c = 0; c < channels_; ++c) {
       auto& h = history_[c];
-      const std::size_t old = h.size();
-      h.resize(old + n);
-      S* dst = h.data() + old;
+      h.resize(length_ + n + kLanes, S(0));
+      S* dst = h.data() + length_;
       const std::ptrdiff_t base = static_cast<std::ptrdiff_t>(c) * in.channel_stride;
       for (std::size_t i = 0; i < n; ++i) {
         dst[i] = load_as<S>(in.data,
                             base + static_cast<std::ptrdiff_t>(start + i) * in.frame_stride,
                             in.type);
       }
+      std::fill(h.begin() + static_cast<std::ptrdiff_t>(length_ + n), h.end(), S(0));
     }
+    length_ += n;
     total_in_ += n;
   }
 
@@ -359,50 +380,74 @@ class PolyphaseResampler final : public ResamplerImplBase {
     if (final_block) {
       target = std::max<std::uint64_t>(target, oneshot_length(total_in_));
       // The signal is zero after its end: pad enough zeros for every remaining output.
-      for (auto& h : history_) h.resize(h.size() + after_ + 1, S(0));
+      length_ += after_ + 1;
+      for (auto& h : history_) h.resize(length_ + kLanes, S(0));
     }
     std::size_t produced = 0;
     const std::uint64_t step_int = down_ / up_, step_frac = down_ % up_;
+    // Outputs whose windows start in the same vector-aligned block of history are computed
+    // together so they share sample loads; grouping never changes an output's bits.
+    const S* rows[detail::kMaxGroup * 4];
+    std::uint32_t shifts[detail::kMaxGroup * 4];
+    double weights[detail::kMaxGroup][4];
+    S sums[detail::kMaxGroup * 4];
     while (emitted_ < target) {
-      const std::int64_t start =
-          static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_) - origin_;
-      compute_one(out, out_pos + produced, static_cast<std::size_t>(start));
-      ++produced;
-      ++emitted_;
-      next_index_ += step_int;
-      next_phase_ += step_frac;
-      if (next_phase_ >= up_) {
-        next_phase_ -= up_;
-        ++next_index_;
+      std::size_t g = 0;
+      std::size_t block = 0;
+      while (g < group_limit_ && emitted_ + g < target) {
+        const std::size_t start = static_cast<std::size_t>(
+            static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_) - origin_);
+        const std::size_t aligned = start & ~(kLanes - 1);
+        if (g == 0) {
+          block = aligned;
+        } else if (aligned != block) {
+          break;
+        }
+        const auto shift = static_cast<std::uint32_t>(start - aligned);
+        if (!interpolated_) {
+          rows[g] = table_.data() + next_phase_ * taps_;
+          shifts[g] = shift;
+        } else {
+          // Position between interpolation rows, from the exact integer phase so it does not
+          // depend on how the stream was chunked.
+          const std::uint64_t scaled = next_phase_ * kInterpPhases;
+          const std::uint64_t p = scaled / up_;
+          const double mu = static_cast<double>(scaled % up_) / static_cast<double>(up_);
+          weights[g][0] = -mu * (mu - 1.0) * (mu - 2.0) / 6.0;
+          weights[g][1] = (mu + 1.0) * (mu - 1.0) * (mu - 2.0) / 2.0;
+          weights[g][2] = -(mu + 1.0) * mu * (mu - 2.0) / 2.0;
+          weights[g][3] = (mu + 1.0) * mu * (mu - 1.0) / 6.0;
+          for (std::size_t r = 0; r < 4; ++r) {  // rows p .. p+3 are u = (p-1 .. p+2) / P
+            rows[4 * g + r] = table_.data() + (p + r) * taps_;
+            shifts[4 * g + r] = shift;
+          }
+        }
+        ++g;
+        next_index_ += step_int;
+        next_phase_ += step_frac;
+        if (next_phase_ >= up_) {
+          next_phase_ -= up_;
+          ++next_index_;
+        }
       }
+      for (std::size_t c = 0; c < channels_; ++c) {
+        const S* x = history_[c].data() + block;
+        if (!interpolated_) {
+          kernels_.group(rows, shifts, x, taps_, g, sums);
+          for (std::size_t o = 0; o < g; ++o) store(out, out_pos + produced + o, c, sums[o]);
+        } else {
+          for (std::size_t o = 0; o < g; ++o) {
+            kernels_.group(rows + 4 * o, shifts + 4 * o, x, taps_, 4, sums);
+            const double y = (weights[o][0] * sums[0] + weights[o][1] * sums[1]) +
+                             (weights[o][2] * sums[2] + weights[o][3] * sums[3]);
+            store(out, out_pos + produced + o, c, static_cast<S>(y));
+          }
+        }
+      }
+      produced += g;
+      emitted_ += g;
     }
     return produced;
-  }
-
-  void compute_one(const StridedView& out, std::size_t frame, std::size_t start) {
-    if (!interpolated_) {
-      const S* coefs = table_.data() + next_phase_ * taps_;
-      for (std::size_t c = 0; c < channels_; ++c) {
-        store(out, frame, c, kernels_.dot(coefs, history_[c].data() + start, taps_));
-      }
-      return;
-    }
-    // Position between interpolation rows, from the exact integer phase so it does not depend
-    // on how the stream was chunked.
-    const std::uint64_t scaled = next_phase_ * kInterpPhases;
-    const std::uint64_t p = scaled / up_;
-    const double mu = static_cast<double>(scaled % up_) / static_cast<double>(up_);
-    const double w0 = -mu * (mu - 1.0) * (mu - 2.0) / 6.0;
-    const double w1 = (mu + 1.0) * (mu - 1.0) * (mu - 2.0) / 2.0;
-    const double w2 = -(mu + 1.0) * mu * (mu - 2.0) / 2.0;
-    const double w3 = (mu + 1.0) * mu * (mu - 1.0) / 6.0;
-    const S* coefs = table_.data() + p * taps_;  // rows p .. p+3 are u = (p-1 .. p+2) / P
-    S d[4];
-    for (std::size_t c = 0; c < channels_; ++c) {
-      kernels_.dot4(coefs, taps_, history_[c].data() + start, taps_, d);
-      const double y = ((w0 * d[0] + w1 * d[1]) + (w2 * d[2] + w3 * d[3]));
-      store(out, frame, c, static_cast<S>(y));
-    }
   }
 
   void store(const StridedView& out, std::size_t frame, std::size_t channel, S y) {
@@ -442,15 +487,19 @@ class PolyphaseResampler final : public ResamplerImplBase {
   }
 
   void discard_consumed() {
-    // Keep history from the first tap of the next output onwards.
+    // Keep history from the first tap of the next output onwards, dropping whole vectors so
+    // the history keeps its alignment.
     const std::int64_t keep_from =
         static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_);
-    const std::int64_t drop = keep_from - origin_;
+    const std::int64_t drop_raw = std::min<std::int64_t>(keep_from - origin_,
+                                                         static_cast<std::int64_t>(length_));
+    const std::int64_t drop = drop_raw / static_cast<std::int64_t>(kLanes) *
+                              static_cast<std::int64_t>(kLanes);
     if (drop <= 0) return;
     for (auto& h : history_) {
-      const std::size_t d = std::min<std::size_t>(static_cast<std::size_t>(drop), h.size());
-      h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(d));
+      h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(drop));
     }
+    length_ -= static_cast<std::size_t>(drop);
     origin_ += drop;
   }
 
@@ -458,8 +507,12 @@ class PolyphaseResampler final : public ResamplerImplBase {
   std::size_t channels_;
   Isa isa_;
   detail::Kernels<S> kernels_;
-  std::vector<std::vector<S>> history_;
-  std::vector<S> table_;
+  // Planar history per channel: length_ samples, then kLanes zeros so a vector load that
+  // starts inside the history never leaves the allocation.
+  std::vector<std::vector<S, AlignedAllocator<S>>> history_;
+  std::size_t length_ = 0;
+  std::size_t group_limit_ = detail::kMaxGroup;
+  std::vector<S, AlignedAllocator<S>> table_;
   std::size_t taps_ = 0, before_ = 0, after_ = 0, rows_ = 0;
   bool interpolated_ = false;
 

@@ -6,6 +6,8 @@
 // memory; different paths may differ in the last bits.
 #include "resampler_kernels.hpp"
 
+#include <cstdint>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define ANUNZI_X86 1
@@ -24,6 +26,13 @@ S dot_portable(const S* c, const S* x, std::size_t k) {
     for (std::size_t j = 0; j < 8; ++j) acc[j] += c[i + j] * x[i + j];
   }
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+// Groups on the narrower paths are plain loops over the single-output kernel.
+template <typename S, S (*Dot)(const S*, const S*, std::size_t)>
+void group_from(const S* const* rows, const std::uint32_t* shifts, const S* x, std::size_t k,
+                std::size_t g, S* out) {
+  for (std::size_t o = 0; o < g; ++o) out[o] = Dot(rows[o], x + shifts[o], k);
 }
 
 template <typename S>
@@ -154,6 +163,107 @@ __attribute__((target("avx512f"))) double dot_avx512_d(const double* c, const do
   return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
 }
 
+// ---- AVX-512 group kernels: up to kMaxGroup outputs whose windows start in the same aligned
+// block of the history share every load of samples; each output's window is cut out of two
+// consecutive sample vectors with a run-time permutation. Each output still accumulates chunk j
+// into accumulator j % 4 and reduces ((a0 + a1) + (a2 + a3)), exactly as a group of one, so an
+// output's bits do not depend on which outputs it was grouped with.
+template <int G>
+__attribute__((target("avx512f"))) void group_avx512_f(const float* const* rows,
+                                                       const std::uint32_t* shifts,
+                                                       const float* x, std::size_t k,
+                                                       float* out) {
+  __m512i idx[G];
+  __m512 acc[G][4];
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int o = 0; o < G; ++o) {
+    idx[o] = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(shifts[o])));
+    for (int a = 0; a < 4; ++a) acc[o][a] = _mm512_setzero_ps();
+  }
+  const std::size_t chunks = k / 16;
+  __m512 lo = _mm512_loadu_ps(x);
+  std::size_t j = 0;
+  for (; j + 4 <= chunks; j += 4) {
+    for (int a = 0; a < 4; ++a) {
+      const __m512 hi = _mm512_loadu_ps(x + 16 * (j + a + 1));
+      for (int o = 0; o < G; ++o) {
+        const __m512 w = _mm512_permutex2var_ps(lo, idx[o], hi);
+        acc[o][a] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[o] + 16 * (j + a)), w, acc[o][a]);
+      }
+      lo = hi;
+    }
+  }
+  for (int a = 0; j < chunks; ++j, ++a) {
+    const __m512 hi = _mm512_loadu_ps(x + 16 * (j + 1));
+    for (int o = 0; o < G; ++o) {
+      const __m512 w = _mm512_permutex2var_ps(lo, idx[o], hi);
+      acc[o][a] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[o] + 16 * j), w, acc[o][a]);
+    }
+    lo = hi;
+  }
+  for (int o = 0; o < G; ++o) {
+    out[o] = _mm512_reduce_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[o][0], acc[o][1]), _mm512_add_ps(acc[o][2], acc[o][3])));
+  }
+}
+
+template <int G>
+__attribute__((target("avx512f"))) void group_avx512_d(const double* const* rows,
+                                                       const std::uint32_t* shifts,
+                                                       const double* x, std::size_t k,
+                                                       double* out) {
+  __m512i idx[G];
+  __m512d acc[G][4];
+  const __m512i lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int o = 0; o < G; ++o) {
+    idx[o] = _mm512_add_epi64(lanes, _mm512_set1_epi64(static_cast<long long>(shifts[o])));
+    for (int a = 0; a < 4; ++a) acc[o][a] = _mm512_setzero_pd();
+  }
+  const std::size_t chunks = k / 8;
+  __m512d lo = _mm512_loadu_pd(x);
+  std::size_t j = 0;
+  for (; j + 4 <= chunks; j += 4) {
+    for (int a = 0; a < 4; ++a) {
+      const __m512d hi = _mm512_loadu_pd(x + 8 * (j + a + 1));
+      for (int o = 0; o < G; ++o) {
+        const __m512d w = _mm512_permutex2var_pd(lo, idx[o], hi);
+        acc[o][a] = _mm512_fmadd_pd(_mm512_loadu_pd(rows[o] + 8 * (j + a)), w, acc[o][a]);
+      }
+      lo = hi;
+    }
+  }
+  for (int a = 0; j < chunks; ++j, ++a) {
+    const __m512d hi = _mm512_loadu_pd(x + 8 * (j + 1));
+    for (int o = 0; o < G; ++o) {
+      const __m512d w = _mm512_permutex2var_pd(lo, idx[o], hi);
+      acc[o][a] = _mm512_fmadd_pd(_mm512_loadu_pd(rows[o] + 8 * j), w, acc[o][a]);
+    }
+    lo = hi;
+  }
+  for (int o = 0; o < G; ++o) {
+    out[o] = _mm512_reduce_add_pd(
+        _mm512_add_pd(_mm512_add_pd(acc[o][0], acc[o][1]), _mm512_add_pd(acc[o][2], acc[o][3])));
+  }
+}
+
+template <typename S, void (*K1)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*),
+          void (*K2)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*),
+          void (*K3)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*),
+          void (*K4)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*)>
+void group_switch(const S* const* rows, const std::uint32_t* shifts, const S* x, std::size_t k,
+                  std::size_t g, S* out) {
+  switch (g) {
+    case 1:
+      return K1(rows, shifts, x, k, out);
+    case 2:
+      return K2(rows, shifts, x, k, out);
+    case 3:
+      return K3(rows, shifts, x, k, out);
+    default:
+      return K4(rows, shifts, x, k, out);
+  }
+}
+
 template <typename S, S (*Dot)(const S*, const S*, std::size_t)>
 void dot4_from(const S* c, std::size_t row_stride, const S* x, std::size_t k, S* out) {
   for (std::size_t r = 0; r < 4; ++r) out[r] = Dot(c + r * row_stride, x, k);
@@ -167,14 +277,16 @@ Kernels<float> kernels_for<float>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {dot_sse2_f, dot4_from<float, dot_sse2_f>};
+      return {dot_sse2_f, dot4_from<float, dot_sse2_f>, group_from<float, dot_sse2_f>};
     case Isa::kAvx2:
-      return {dot_avx2_f, dot4_from<float, dot_avx2_f>};
+      return {dot_avx2_f, dot4_from<float, dot_avx2_f>, group_from<float, dot_avx2_f>};
     case Isa::kAvx512:
-      return {dot_avx512_f, dot4_from<float, dot_avx512_f>};
+      return {dot_avx512_f, dot4_from<float, dot_avx512_f>,
+              group_switch<float, group_avx512_f<1>, group_avx512_f<2>, group_avx512_f<3>,
+                           group_avx512_f<4>>};
 #endif
     default:
-      return {dot_portable<float>, dot4_portable<float>};
+      return {dot_portable<float>, dot4_portable<float>, group_from<float, dot_portable<float>>};
   }
 }
 
@@ -183,14 +295,17 @@ Kernels<double> kernels_for<double>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {dot_sse2_d, dot4_from<double, dot_sse2_d>};
+      return {dot_sse2_d, dot4_from<double, dot_sse2_d>, group_from<double, dot_sse2_d>};
     case Isa::kAvx2:
-      return {dot_avx2_d, dot4_from<double, dot_avx2_d>};
+      return {dot_avx2_d, dot4_from<double, dot_avx2_d>, group_from<double, dot_avx2_d>};
     case Isa::kAvx512:
-      return {dot_avx512_d, dot4_from<double, dot_avx512_d>};
+      return {dot_avx512_d, dot4_from<double, dot_avx512_d>,
+              group_switch<double, group_avx512_d<1>, group_avx512_d<2>, group_avx512_d<3>,
+                           group_avx512_d<4>>};
 #endif
     default:
-      return {dot_portable<double>, dot4_portable<double>};
+      return {dot_portable<double>, dot4_portable<double>,
+              group_from<double, dot_portable<double>>};
   }
 }
 

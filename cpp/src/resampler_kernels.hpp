@@ -1,6 +1,7 @@
 #pragma once
 // Internal to the resampler: the per-ISA dot-product kernels.
 #include <cstddef>
+#include <cstdint>
 
 #include "anunzi/resampler.hpp"
 
@@ -13,7 +14,13 @@ struct Kernels {
   // Four dot products of consecutive coefficient rows with the same samples, for the
   // interpolated-phase path.
   void (*dot4)(const S* coefs, std::size_t row_stride, const S* x, std::size_t k, S* out);
+  // Up to kMaxGroup outputs at once: out[o] = dot(rows[o], x + shifts[o]), shifts below the
+  // vector width. Bit-identical to computing each output alone with the same kernel table.
+  void (*group)(const S* const* rows, const std::uint32_t* shifts, const S* x, std::size_t k,
+                std::size_t g, S* out);
 };
+
+constexpr std::size_t kMaxGroup = 4;
 
 template <typename S>
 Kernels<S> kernels_for(Isa isa);
