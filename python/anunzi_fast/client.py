@@ -22,7 +22,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
@@ -205,6 +205,7 @@ class Call:
         ping_timeout: float | None,
         close_timeout: float,
         max_size: int,
+        on_audio_sent: Callable[[npt.NDArray[np.int16]], None] | None = None,
     ) -> None:
         if (session_url is None) == (assistant_id is None):
             raise InvalidArgumentError("pass either a session URL or an assistant id, not both")
@@ -246,6 +247,7 @@ class Call:
         self.metrics = CallMetrics()
         self._turns = _TurnClock(self.metrics)
         self._queue_events = queue_events
+        self._on_audio_sent = on_audio_sent
         self._events: asyncio.Queue[object] = asyncio.Queue(maxsize=event_queue_size)
         self._protocol = SessionProtocol()
         self._ws: ClientConnection | None = None
@@ -396,6 +398,8 @@ class Call:
                 await self._send(self._protocol.encode_audio(frame))
                 self.metrics.samples_sent += len(frame)
                 self._turns.on_sent(frame, time.monotonic())
+                if self._on_audio_sent is not None:
+                    self._on_audio_sent(frame)
         return len(pcm16)
 
     async def _send(self, message: str | memoryview) -> None:
@@ -621,6 +625,7 @@ def connect(
     ping_timeout: float | None = 20.0,
     close_timeout: float = 5.0,
     max_size: int = 2**20,
+    on_audio_sent: Callable[[npt.NDArray[np.int16]], None] | None = None,
 ) -> Call:
     """Start a session with an agent: ``async with connect(...) as call:``.
 
@@ -644,6 +649,8 @@ def connect(
         ping_timeout: Seconds to wait for a pong before the connection counts as lost.
         close_timeout: Seconds to wait for the closing handshake.
         max_size: Largest message accepted from the service, in bytes.
+        on_audio_sent: Called with each 48 kHz PCM16 frame once sent (a view: copy to keep),
+            e.g. to record the user's side exactly as the service received it.
 
     Returns:
         A :class:`Call`, to be used as an async context manager.
@@ -666,4 +673,5 @@ def connect(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
         max_size=max_size,
+        on_audio_sent=on_audio_sent,
     )
