@@ -1,0 +1,277 @@
+"""The anunzi-fast command: calls against an emulator thread, exit codes, outputs, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from anunzi_fast.cli import exit_code_for, main
+from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator, Fault, SessionRecord
+from anunzi_fast.errors import (
+    AssistantNotFoundError,
+    AudioDeviceError,
+    AuthenticationError,
+    ConnectionLostError,
+    InvalidArgumentError,
+    RemoteProtocolError,
+    ServerError,
+    SessionClosedError,
+)
+from anunzi_fast.wav import read_wav, write_wav
+
+PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
+
+
+class EmulatorThread:
+    """An emulator on its own event loop, so that ``main()`` can run ``asyncio.run``."""
+
+    def __init__(self, **options: object) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.emulator = Emulator(pace="fast", **options)  # type: ignore[arg-type]
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.emulator.start())
+        self._started.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.emulator.stop())
+        self.loop.close()
+
+    def __enter__(self) -> EmulatorThread:
+        self._thread.start()
+        assert self._started.wait(5)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    def finished_session(self, index: int = 0) -> SessionRecord:
+        record = self.emulator.sessions[index]
+        asyncio.run_coroutine_threadsafe(record.closed.wait(), self.loop).result(5)
+        return record
+
+    def call_args(self, assistant_id: str = "echo", key: str = DEFAULT_API_KEY) -> list[str]:
+        return ["call", "--assistant-id", assistant_id, "--api-key", key,
+                "--base-url", self.emulator.base_url]
+
+
+@pytest.fixture
+def server() -> Iterator[EmulatorThread]:
+    with EmulatorThread(assistant_ids=None) as running:
+        yield running
+
+
+@pytest.fixture
+def speech_wav(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    t = np.arange(int(0.5 * 48_000)) / 48_000
+    speech = (0.4 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    samples = np.concatenate((speech, np.zeros(24_000, np.int16)))
+    write_wav(tmp_path / "speech.wav", samples, 48_000)
+    return tmp_path / "speech.wav", samples
+
+
+FAST = ["--pace", "fast", "--idle-timeout", "0.3"]
+
+
+def test_call_sends_input_exactly_then_silence_and_writes_the_agent(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, samples = speech_wav
+    output, record = tmp_path / "out.wav", tmp_path / "both.wav"
+    code = main([*server.call_args(), "--input", str(path), "--output", str(output),
+                 "--record", str(record), *FAST])
+    assert code == 0
+    session = server.finished_session()
+    received = np.frombuffer(bytes(session.received), "<i2")
+    assert received[: len(samples)].tobytes() == samples.tobytes()
+    assert len(received) > len(samples) and not received[len(samples):].any()
+    written = read_wav(output)
+    assert written.sample_rate == 16_000
+    assert written.samples.tobytes() == bytes(session.sent)
+    stereo = read_wav(record)
+    assert stereo.sample_rate == 48_000 and stereo.channels == 2
+    assert stereo.samples[: len(samples), 0].tobytes() == samples.tobytes()
+    assert np.abs(stereo.samples[:, 1]).max() > 5_000  # the agent side is there
+    out = capsys.readouterr()
+    assert "turn latency" in out.out and "seconds sent" in out.out
+    assert "agent ready" in out.err  # the status line
+
+
+def test_any_rate_float_stereo_input_and_output_rate(
+    server: EmulatorThread, tmp_path: Path
+) -> None:
+    stereo = np.zeros((16_000, 2), np.float32)
+    stereo[:8_000, 0] = 0.5 * np.sin(2 * np.pi * 300 * np.arange(8_000) / 16_000)
+    write_wav(tmp_path / "in.wav", stereo, 16_000)
+    code = main([*server.call_args(), "--input", str(tmp_path / "in.wav"),
+                 "--output", str(tmp_path / "out.wav"), "--output-rate", "48000", *FAST])
+    assert code == 0
+    received = np.frombuffer(bytes(server.finished_session().received), "<i2")
+    assert len(received) >= 48_000 and np.abs(received[:24_000]).max() > 5_000
+    output = read_wav(tmp_path / "out.wav")
+    assert output.sample_rate == 48_000
+    assert len(output.samples) == 3 * len(server.finished_session().sent) // 2
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "reply.wav"
+    assert main(["demo", "--output", str(output), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "turn latency" in out and f"written to {output}" in out
+    reply = read_wav(output)
+    assert reply.sample_rate == 16_000 and reply.duration > 2.0  # greeting and two echoes
+
+
+def test_max_duration_stops_a_realtime_call(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray]
+) -> None:
+    path, _ = speech_wav
+    assert main([*server.call_args(), "--input", str(path), "--max-duration", "0.2"]) == 0
+    assert server.finished_session().bytes_received < 2 * 48_000 * 0.5
+
+
+@pytest.mark.parametrize(
+    ("assistant", "key", "code", "message"),
+    [
+        ("echo", "wrong-key-12345", 3, "API key was refused"),
+        (Fault.FORBIDDEN.value, DEFAULT_API_KEY, 3, "may not use"),
+        (Fault.BAD_BODY.value, DEFAULT_API_KEY, 4, "sessionURL"),
+        (Fault.CLOSE_1011.value, DEFAULT_API_KEY, 4, "1011"),
+        (Fault.ABRUPT_CLOSE.value, DEFAULT_API_KEY, 4, "1006"),
+        ("a/b", DEFAULT_API_KEY, 2, "invalid assistant id"),
+    ],
+)
+def test_failures_are_one_line_with_the_right_exit_code(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray],
+    capsys: pytest.CaptureFixture[str], assistant: str, key: str, code: int, message: str,
+) -> None:
+    path, _ = speech_wav
+    assert main([*server.call_args(assistant, key), "--input", str(path), *FAST]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("anunzi-fast: error: ") and message in err[-1]
+    assert not any("Traceback" in line for line in err)
+    assert all(key not in line for line in err)
+
+
+def test_unknown_assistant_and_reused_session_url_exit_3(
+    speech_wav: tuple[Path, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = speech_wav
+    with EmulatorThread(assistant_ids={"echo"}) as server:
+        assert main([*server.call_args("nobody"), "--input", str(path), *FAST]) == 3
+        assert "'nobody'" in capsys.readouterr().err
+        url = server.emulator.issue_session_url()
+        assert main(["call", "--session-url", url, "--input", str(path), *FAST]) == 0
+        assert main(["call", "--session-url", url, "--input", str(path), *FAST]) == 3
+        err = capsys.readouterr().err
+        assert "refused" in err and url.split("token=")[1] not in err
+
+
+def test_network_failure_exits_4(
+    speech_wav: tuple[Path, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path, _ = speech_wav
+    url = f"ws://127.0.0.1:{port}/websocket/start?token=secret-token-123"
+    assert main(["call", "--session-url", url, "--input", str(path), *FAST]) == 4
+    assert "secret-token-123" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["call", "--assistant-id", "a"],  # no --input
+        ["call", "--input", "x.wav"],  # no target
+        ["call", "--assistant-id", "a", "--session-url", "ws://x", "--input", "x.wav"],
+        ["call", "--assistant-id", "a", "--input", "x.wav", "--idle-timeout", "-1"],
+        ["nonsense"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+
+
+def test_unreadable_input_and_missing_devices_exit_2(
+    server: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*server.call_args(), "--input", str(tmp_path / "missing.wav")]) == 2
+    (tmp_path / "junk.wav").write_bytes(b"junk")
+    assert main([*server.call_args(), "--input", str(tmp_path / "junk.wav")]) == 2
+    # This machine has no sounddevice: a clear message, not a traceback.
+    assert main([*server.call_args(), "--input", "mic", *FAST]) == 2
+    assert "pip install sounddevice" in capsys.readouterr().err
+
+
+def test_exit_code_mapping() -> None:
+    assert exit_code_for(AuthenticationError("x")) == 3
+    assert exit_code_for(AssistantNotFoundError("x")) == 3
+    assert exit_code_for(InvalidArgumentError("x")) == 2
+    assert exit_code_for(AudioDeviceError("x")) == 2
+    assert exit_code_for(RemoteProtocolError("x")) == 4
+    assert exit_code_for(ServerError("x", status=503)) == 4
+    assert exit_code_for(ConnectionLostError("x")) == 4
+    assert exit_code_for(SessionClosedError("x")) == 4
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_serve_prints_url_and_curl_then_stops_cleanly(stop_signal: signal.Signals) -> None:
+    env = {**os.environ, "PYTHONPATH": PYTHON_DIR}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anunzi_fast", "serve", "--port", "0", "--pace", "fast"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Anunzi emulator listening on http://127.0.0.1:")
+        base_url = first.split()[-1]
+        assert process.stdout.readline().strip() == "Get a session URL:"
+        curl = process.stdout.readline()
+        assert f"Bearer {DEFAULT_API_KEY}" in curl and f"{base_url}/websocket/token/echo" in curl
+        response = httpx.get(f"{base_url}/websocket/token/echo",
+                             headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"}, timeout=5)
+        assert response.json()["sessionURL"].startswith("ws://127.0.0.1:")
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=5)
+
+
+def test_serve_never_prints_a_chosen_key() -> None:
+    env = {**os.environ, "PYTHONPATH": PYTHON_DIR}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anunzi_fast", "serve", "--port", "0", "--api-key", "my-secret-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, err = process.communicate(timeout=5)
+    assert all("my-secret-1" not in line for line in [*lines, err])
+    assert "$ANUNZI_API_KEY" in lines[2]
