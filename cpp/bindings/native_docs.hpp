@@ -78,8 +78,9 @@ dtype : str or numpy dtype, default "int16"
 
 Notes
 -----
-Exactly one thread may call the producer methods (``write``, ``writable``) and exactly one the
-consumer methods (``read_into``, ``read``, ``readable``). Copies of 16384 samples or more run
+Exactly one thread may call the producer methods (``write``, ``writable``, ``wait_writable``)
+and exactly one the consumer methods (``read_into``, ``read``, ``readable``,
+``wait_readable``). Copies of 16384 samples or more run
 with the GIL released; shorter ones are quicker than a GIL hand-off. Inputs must have the
 ring's dtype exactly (``TypeError`` otherwise) and be C-contiguous (``ValueError``).
 )doc";
@@ -99,6 +100,21 @@ unchanged.
 
 inline constexpr const char* kRingRead = R"doc(
 Consumer side only. Remove and return up to ``max_samples`` samples as a new array (a copy).
+)doc";
+
+inline constexpr const char* kRingWaitReadable = R"doc(
+Consumer side only. Wait until at least ``num_samples`` samples can be read.
+
+Returns True when they can, False when ``timeout`` seconds passed first. The GIL is released
+while waiting, and waiting takes no lock: it spins briefly, then sleeps in steps of at most
+1 ms. Use it instead of polling, so the producer thread gets the GIL without a forced switch.
+)doc";
+
+inline constexpr const char* kRingWaitWritable = R"doc(
+Producer side only. Wait until at least ``num_samples`` samples of space are free.
+
+Returns True when they are, False when ``timeout`` seconds passed first. Waits as
+``wait_readable`` does.
 )doc";
 
 inline constexpr const char* kJitterBuffer = R"doc(

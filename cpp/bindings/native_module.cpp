@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -226,6 +227,13 @@ std::size_t checked_count(const py::int_& value, const char* what, std::size_t m
   return static_cast<std::size_t>(v);
 }
 
+std::chrono::nanoseconds checked_timeout(double seconds) {
+  if (!(seconds >= 0.0) || seconds > 1e6) {  // also rejects NaN
+    throw py::value_error("timeout must be between 0 and 1e6 seconds");
+  }
+  return std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9));
+}
+
 // ---------------------------------------------------------------------------------------------
 // SpscRing for Python: one class, the sample type chosen at construction.
 
@@ -270,6 +278,40 @@ class PySpscRing {
     py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(wanted)});
     const std::size_t got = read_into(out);
     return got == wanted ? out : py::array(out[py::slice(0, static_cast<py::ssize_t>(got), 1)]);
+  }
+
+  // If the other side is still running Python when our wait ends, it holds the GIL, and
+  // asking for the GIL now would put this thread to sleep in the kernel until the other one
+  // lets go (a wake-up costs 10-50 us). Spinning a little longer, until the other side is in
+  // its own wait (so the GIL is free), makes the hand-over nearly free.
+  template <typename OtherSideBusy>
+  static void linger_while(OtherSideBusy busy) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    while (busy() && std::chrono::steady_clock::now() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+
+  bool wait_readable(const py::int_& num_samples, double timeout) {
+    const std::size_t n = checked_count(num_samples, "num_samples", capacity());
+    const auto wait = checked_timeout(timeout);
+    py::gil_scoped_release release;
+    const bool ready =
+        int16_ ? int16_->wait_for_readable(n, wait) : float_->wait_for_readable(n, wait);
+    linger_while([&] { return int16_ ? !int16_->producer_waiting() : !float_->producer_waiting(); });
+    return ready;
+  }
+
+  bool wait_writable(const py::int_& num_samples, double timeout) {
+    const std::size_t n = checked_count(num_samples, "num_samples", capacity());
+    const auto wait = checked_timeout(timeout);
+    py::gil_scoped_release release;
+    const bool ready =
+        int16_ ? int16_->wait_for_writable(n, wait) : float_->wait_for_writable(n, wait);
+    linger_while([&] { return int16_ ? !int16_->consumer_waiting() : !float_->consumer_waiting(); });
+    return ready;
   }
 
   std::size_t readable() const { return int16_ ? int16_->readable() : float_->readable(); }
@@ -441,6 +483,10 @@ PYBIND11_MODULE(_native, m) {
       .def("write", &PySpscRing::write, py::arg("samples"), anunzi::docs::kRingWrite)
       .def("read_into", &PySpscRing::read_into, py::arg("out"), anunzi::docs::kRingReadInto)
       .def("read", &PySpscRing::read, py::arg("max_samples"), anunzi::docs::kRingRead)
+      .def("wait_readable", &PySpscRing::wait_readable, py::arg("num_samples"),
+           py::arg("timeout"), anunzi::docs::kRingWaitReadable)
+      .def("wait_writable", &PySpscRing::wait_writable, py::arg("num_samples"),
+           py::arg("timeout"), anunzi::docs::kRingWaitWritable)
       .def_property_readonly("readable", &PySpscRing::readable,
                              "Samples ready to read (exact on the consumer side).")
       .def_property_readonly("writable", &PySpscRing::writable,

@@ -136,7 +136,7 @@ FilterSpec filter_spec(Quality quality) {
     case Quality::kMedium:
       return {0.90, 1.10, 105.0, false};
     case Quality::kHigh:
-      return {0.91, 1.00, 130.0, false};
+      return {0.91, 1.09, 130.0, false};
     case Quality::kVeryHigh:
       return {0.91, 1.00, 175.0, true};
   }
@@ -388,25 +388,23 @@ class PolyphaseResampler final : public ResamplerImplBase {
     // Outputs whose windows start in the same vector-aligned block of history are computed
     // together so they share sample loads; grouping never changes an output's bits.
     const S* rows[detail::kMaxGroup * 4];
-    std::uint32_t shifts[detail::kMaxGroup * 4];
+    std::size_t starts[detail::kMaxGroup];
     double weights[detail::kMaxGroup][4];
     S sums[detail::kMaxGroup * 4];
+    const S* xs[detail::kMaxGroup * 4];
     while (emitted_ < target) {
       std::size_t g = 0;
-      std::size_t block = 0;
-      while (g < group_limit_ && emitted_ + g < target) {
+      bool one_block = true;
+      while (g < detail::kMaxGroup && emitted_ + g < target) {
         const std::size_t start = static_cast<std::size_t>(
             static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_) - origin_);
-        const std::size_t aligned = start & ~(kLanes - 1);
-        if (g == 0) {
-          block = aligned;
-        } else if (aligned != block) {
-          break;
+        if (g > 0) {
+          one_block = one_block && (start & ~(kLanes - 1)) == (starts[0] & ~(kLanes - 1));
+          if (!one_block && up_ != 1) break;
         }
-        const auto shift = static_cast<std::uint32_t>(start - aligned);
+        starts[g] = start;
         if (!interpolated_) {
           rows[g] = table_.data() + next_phase_ * taps_;
-          shifts[g] = shift;
         } else {
           // Position between interpolation rows, from the exact integer phase so it does not
           // depend on how the stream was chunked.
@@ -419,7 +417,6 @@ class PolyphaseResampler final : public ResamplerImplBase {
           weights[g][3] = (mu + 1.0) * mu * (mu - 1.0) / 6.0;
           for (std::size_t r = 0; r < 4; ++r) {  // rows p .. p+3 are u = (p-1 .. p+2) / P
             rows[4 * g + r] = table_.data() + (p + r) * taps_;
-            shifts[4 * g + r] = shift;
           }
         }
         ++g;
@@ -431,13 +428,16 @@ class PolyphaseResampler final : public ResamplerImplBase {
         }
       }
       for (std::size_t c = 0; c < channels_; ++c) {
-        const S* x = history_[c].data() + block;
+        S* h = history_[c].data();
         if (!interpolated_) {
-          kernels_.group(rows, shifts, x, taps_, g, sums);
+          for (std::size_t o = 0; o < g; ++o) xs[o] = h + starts[o];
+          const S* block = one_block ? h + (starts[0] & ~(kLanes - 1)) : nullptr;
+          kernels_.group(rows, xs, block, taps_, g, sums);
           for (std::size_t o = 0; o < g; ++o) store(out, out_pos + produced + o, c, sums[o]);
         } else {
           for (std::size_t o = 0; o < g; ++o) {
-            kernels_.group(rows + 4 * o, shifts + 4 * o, x, taps_, 4, sums);
+            for (std::size_t r = 0; r < 4; ++r) xs[r] = h + starts[o];
+            kernels_.group(rows + 4 * o, xs, nullptr, taps_, 4, sums);
             const double y = (weights[o][0] * sums[0] + weights[o][1] * sums[1]) +
                              (weights[o][2] * sums[2] + weights[o][3] * sums[3]);
             store(out, out_pos + produced + o, c, static_cast<S>(y));
@@ -511,7 +511,6 @@ class PolyphaseResampler final : public ResamplerImplBase {
   // starts inside the history never leaves the allocation.
   std::vector<std::vector<S, AlignedAllocator<S>>> history_;
   std::size_t length_ = 0;
-  std::size_t group_limit_ = detail::kMaxGroup;
   std::vector<S, AlignedAllocator<S>> table_;
   std::size_t taps_ = 0, before_ = 0, after_ = 0, rows_ = 0;
   bool interpolated_ = false;

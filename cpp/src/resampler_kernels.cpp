@@ -7,6 +7,7 @@
 #include "resampler_kernels.hpp"
 
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -30,9 +31,9 @@ S dot_portable(const S* c, const S* x, std::size_t k) {
 
 // Groups on the narrower paths are plain loops over the single-output kernel.
 template <typename S, S (*Dot)(const S*, const S*, std::size_t)>
-void group_from(const S* const* rows, const std::uint32_t* shifts, const S* x, std::size_t k,
+void group_from(const S* const* rows, const S* const* xs, const S* /*block*/, std::size_t k,
                 std::size_t g, S* out) {
-  for (std::size_t o = 0; o < g; ++o) out[o] = Dot(rows[o], x + shifts[o], k);
+  for (std::size_t o = 0; o < g; ++o) out[o] = Dot(rows[o], xs[o], k);
 }
 
 template <typename S>
@@ -163,104 +164,186 @@ __attribute__((target("avx512f"))) double dot_avx512_d(const double* c, const do
   return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
 }
 
-// ---- AVX-512 group kernels: up to kMaxGroup outputs whose windows start in the same aligned
-// block of the history share every load of samples; each output's window is cut out of two
-// consecutive sample vectors with a run-time permutation. Each output still accumulates chunk j
-// into accumulator j % 4 and reduces ((a0 + a1) + (a2 + a3)), exactly as a group of one, so an
-// output's bits do not depend on which outputs it was grouped with.
-template <int G>
-__attribute__((target("avx512f"))) void group_avx512_f(const float* const* rows,
-                                                       const std::uint32_t* shifts,
-                                                       const float* x, std::size_t k,
-                                                       float* out) {
-  __m512i idx[G];
-  __m512 acc[G][4];
-  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (int o = 0; o < G; ++o) {
-    idx[o] = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(shifts[o])));
-    for (int a = 0; a < 4; ++a) acc[o][a] = _mm512_setzero_ps();
+// ---- AVX-512 group kernels. Up to kMaxGroup outputs are computed together so that loads are
+// shared: one coefficient row for all (decimation), one sample window for all (interpolation),
+// or, for windows starting in the same aligned block, shared sample vectors from which each
+// window is cut with a run-time permutation. Whatever the variant, each output adds its chunks in
+// order into one accumulator and reduces it the same way, so its bits never depend on the
+// variant or on which outputs it was grouped with.
+enum class Share { kRow, kWindow, kBlock };
+
+template <typename V>
+struct Avx512Ops;
+
+template <>
+struct Avx512Ops<float> {
+  static constexpr std::size_t kLanes = 16;
+  using Vec = __m512;
+  __attribute__((target("avx512f"), always_inline)) static Vec zero() {
+    return _mm512_setzero_ps();
   }
-  const std::size_t chunks = k / 16;
-  __m512 lo = _mm512_loadu_ps(x);
-  std::size_t j = 0;
-  for (; j + 4 <= chunks; j += 4) {
-    for (int a = 0; a < 4; ++a) {
-      const __m512 hi = _mm512_loadu_ps(x + 16 * (j + a + 1));
+  __attribute__((target("avx512f"), always_inline)) static Vec load(const float* p) {
+    return _mm512_loadu_ps(p);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec fma(Vec a, Vec b, Vec c) {
+    return _mm512_fmadd_ps(a, b, c);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec add(Vec a, Vec b) {
+    return _mm512_add_ps(a, b);
+  }
+  __attribute__((target("avx512f"), always_inline)) static float reduce(Vec a) {
+    return _mm512_reduce_add_ps(a);
+  }
+  __attribute__((target("avx512f"), always_inline)) static __m512i index(std::ptrdiff_t shift) {
+    return _mm512_add_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(static_cast<int>(shift)));
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec cut(Vec lo, __m512i idx, Vec hi) {
+    return _mm512_permutex2var_ps(lo, idx, hi);
+  }
+};
+
+template <>
+struct Avx512Ops<double> {
+  static constexpr std::size_t kLanes = 8;
+  using Vec = __m512d;
+  __attribute__((target("avx512f"), always_inline)) static Vec zero() {
+    return _mm512_setzero_pd();
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec load(const double* p) {
+    return _mm512_loadu_pd(p);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec fma(Vec a, Vec b, Vec c) {
+    return _mm512_fmadd_pd(a, b, c);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec add(Vec a, Vec b) {
+    return _mm512_add_pd(a, b);
+  }
+  __attribute__((target("avx512f"), always_inline)) static double reduce(Vec a) {
+    return _mm512_reduce_add_pd(a);
+  }
+  __attribute__((target("avx512f"), always_inline)) static __m512i index(std::ptrdiff_t shift) {
+    return _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
+                            _mm512_set1_epi64(static_cast<long long>(shift)));
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec cut(Vec lo, __m512i idx, Vec hi) {
+    return _mm512_permutex2var_pd(lo, idx, hi);
+  }
+};
+
+// Eight horizontal sums at once, with exactly the pairing of _mm512_reduce_add_ps (halves of
+// 256, then 128 bits, then lanes 2 apart, then 1 apart), so each sum has the same bits as a
+// reduction on its own.
+__attribute__((target("avx512f"), always_inline)) inline void reduce8_avx512(const __m512* a,
+                                                                             float* out) {
+  // Step 1: lane l + lane l+8; two outputs per vector, [o.lo256 | o'.lo256] + [o.hi | o'.hi].
+  __m512 p[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m512 x = _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44);  // q0 q1 | q0' q1'
+    const __m512 y = _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE);  // q2 q3 | q2' q3'
+    p[i] = _mm512_add_ps(x, y);
+  }
+  // Step 2: lane l + lane l+4; four outputs per vector, one 128-bit quarter each.
+  __m512 q[2];
+  for (int i = 0; i < 2; ++i) {
+    const __m512 x = _mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], 0x88);  // q0 q2 | q0' q2'
+    const __m512 y = _mm512_shuffle_f32x4(p[2 * i], p[2 * i + 1], 0xDD);  // q1 q3 | q1' q3'
+    q[i] = _mm512_add_ps(x, y);
+  }
+  // Quarter k of q[0] holds output k, of q[1] output 4 + k. Step 3: lanes 0,1 + lanes 2,3.
+  const __m512 x3 = _mm512_shuffle_ps(q[0], q[1], 0x44);  // [c0 c1 c0' c1'] per quarter
+  const __m512 y3 = _mm512_shuffle_ps(q[0], q[1], 0xEE);  // [c2 c3 c2' c3']
+  const __m512 r = _mm512_add_ps(x3, y3);                 // [c0+c2, c1+c3, same for o+4]
+  // Step 4: (c0+c2) + (c1+c3).
+  const __m512 x4 = _mm512_shuffle_ps(r, r, 0x88);  // [r0 r2 r0 r2]
+  const __m512 y4 = _mm512_shuffle_ps(r, r, 0xDD);  // [r1 r3 r1 r3]
+  alignas(64) float t[16];
+  _mm512_store_ps(t, _mm512_add_ps(x4, y4));
+  for (int k = 0; k < 4; ++k) {
+    out[k] = t[4 * k];
+    out[4 + k] = t[4 * k + 1];
+  }
+}
+
+template <typename S, int G, Share kShare>
+__attribute__((target("avx512f"))) void group_avx512(const S* const* rows, const S* const* xs,
+                                                     const S* block, std::size_t k, S* out) {
+  using Ops = Avx512Ops<S>;
+  using Vec = typename Ops::Vec;
+  constexpr std::size_t kW = Ops::kLanes;
+  // One accumulator per output, chunks summed in order: the G outputs of a group are the
+  // independent chains that hide the FMA latency.
+  Vec acc[G];
+  __m512i idx[G];
+  for (int o = 0; o < G; ++o) {
+    acc[o] = Ops::zero();
+    idx[o] = Ops::index(kShare == Share::kBlock ? xs[o] - block : 0);
+  }
+  const std::size_t chunks = k / kW;
+  if (kShare == Share::kRow) {
+    for (std::size_t j = 0; j < chunks; ++j) {
+      const Vec c = Ops::load(rows[0] + kW * j);
+      for (int o = 0; o < G; ++o) acc[o] = Ops::fma(c, Ops::load(xs[o] + kW * j), acc[o]);
+    }
+  } else if (kShare == Share::kWindow) {
+    for (std::size_t j = 0; j < chunks; ++j) {
+      const Vec w = Ops::load(xs[0] + kW * j);
+      for (int o = 0; o < G; ++o) acc[o] = Ops::fma(Ops::load(rows[o] + kW * j), w, acc[o]);
+    }
+  } else {
+    Vec lo = Ops::load(block);
+    for (std::size_t j = 0; j < chunks; ++j) {
+      const Vec hi = Ops::load(block + kW * (j + 1));
       for (int o = 0; o < G; ++o) {
-        const __m512 w = _mm512_permutex2var_ps(lo, idx[o], hi);
-        acc[o][a] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[o] + 16 * (j + a)), w, acc[o][a]);
+        acc[o] = Ops::fma(Ops::load(rows[o] + kW * j), Ops::cut(lo, idx[o], hi), acc[o]);
       }
       lo = hi;
     }
   }
-  for (int a = 0; j < chunks; ++j, ++a) {
-    const __m512 hi = _mm512_loadu_ps(x + 16 * (j + 1));
-    for (int o = 0; o < G; ++o) {
-      const __m512 w = _mm512_permutex2var_ps(lo, idx[o], hi);
-      acc[o][a] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[o] + 16 * j), w, acc[o][a]);
-    }
-    lo = hi;
-  }
-  for (int o = 0; o < G; ++o) {
-    out[o] = _mm512_reduce_add_ps(
-        _mm512_add_ps(_mm512_add_ps(acc[o][0], acc[o][1]), _mm512_add_ps(acc[o][2], acc[o][3])));
+  if constexpr (G == 8 && std::is_same<S, float>::value) {
+    reduce8_avx512(acc, out);
+  } else {
+    for (int o = 0; o < G; ++o) out[o] = Ops::reduce(acc[o]);
   }
 }
 
-template <int G>
-__attribute__((target("avx512f"))) void group_avx512_d(const double* const* rows,
-                                                       const std::uint32_t* shifts,
-                                                       const double* x, std::size_t k,
-                                                       double* out) {
-  __m512i idx[G];
-  __m512d acc[G][4];
-  const __m512i lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int o = 0; o < G; ++o) {
-    idx[o] = _mm512_add_epi64(lanes, _mm512_set1_epi64(static_cast<long long>(shifts[o])));
-    for (int a = 0; a < 4; ++a) acc[o][a] = _mm512_setzero_pd();
-  }
-  const std::size_t chunks = k / 8;
-  __m512d lo = _mm512_loadu_pd(x);
-  std::size_t j = 0;
-  for (; j + 4 <= chunks; j += 4) {
-    for (int a = 0; a < 4; ++a) {
-      const __m512d hi = _mm512_loadu_pd(x + 8 * (j + a + 1));
-      for (int o = 0; o < G; ++o) {
-        const __m512d w = _mm512_permutex2var_pd(lo, idx[o], hi);
-        acc[o][a] = _mm512_fmadd_pd(_mm512_loadu_pd(rows[o] + 8 * (j + a)), w, acc[o][a]);
-      }
-      lo = hi;
-    }
-  }
-  for (int a = 0; j < chunks; ++j, ++a) {
-    const __m512d hi = _mm512_loadu_pd(x + 8 * (j + 1));
-    for (int o = 0; o < G; ++o) {
-      const __m512d w = _mm512_permutex2var_pd(lo, idx[o], hi);
-      acc[o][a] = _mm512_fmadd_pd(_mm512_loadu_pd(rows[o] + 8 * j), w, acc[o][a]);
-    }
-    lo = hi;
-  }
-  for (int o = 0; o < G; ++o) {
-    out[o] = _mm512_reduce_add_pd(
-        _mm512_add_pd(_mm512_add_pd(acc[o][0], acc[o][1]), _mm512_add_pd(acc[o][2], acc[o][3])));
-  }
-}
-
-template <typename S, void (*K1)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*),
-          void (*K2)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*),
-          void (*K3)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*),
-          void (*K4)(const S* const*, const std::uint32_t*, const S*, std::size_t, S*)>
-void group_switch(const S* const* rows, const std::uint32_t* shifts, const S* x, std::size_t k,
-                  std::size_t g, S* out) {
+template <typename S, Share kShare>
+void group_avx512_n(const S* const* rows, const S* const* xs, const S* block, std::size_t k,
+                    std::size_t g, S* out) {
   switch (g) {
     case 1:
-      return K1(rows, shifts, x, k, out);
+      return group_avx512<S, 1, kShare>(rows, xs, block, k, out);
     case 2:
-      return K2(rows, shifts, x, k, out);
+      return group_avx512<S, 2, kShare>(rows, xs, block, k, out);
     case 3:
-      return K3(rows, shifts, x, k, out);
+      return group_avx512<S, 3, kShare>(rows, xs, block, k, out);
+    case 4:
+      return group_avx512<S, 4, kShare>(rows, xs, block, k, out);
+    case 5:
+      return group_avx512<S, 5, kShare>(rows, xs, block, k, out);
+    case 6:
+      return group_avx512<S, 6, kShare>(rows, xs, block, k, out);
+    case 7:
+      return group_avx512<S, 7, kShare>(rows, xs, block, k, out);
     default:
-      return K4(rows, shifts, x, k, out);
+      return group_avx512<S, 8, kShare>(rows, xs, block, k, out);
+  }
+}
+
+template <typename S>
+void group_avx512_dispatch(const S* const* rows, const S* const* xs, const S* block,
+                           std::size_t k, std::size_t g, S* out) {
+  bool same_row = true, same_window = true;
+  for (std::size_t o = 1; o < g; ++o) {
+    same_row = same_row && rows[o] == rows[0];
+    same_window = same_window && xs[o] == xs[0];
+  }
+  if (same_row) return group_avx512_n<S, Share::kRow>(rows, xs, block, k, g, out);
+  if (same_window) return group_avx512_n<S, Share::kWindow>(rows, xs, block, k, g, out);
+  if (block != nullptr) return group_avx512_n<S, Share::kBlock>(rows, xs, block, k, g, out);
+  for (std::size_t o = 0; o < g; ++o) {
+    group_avx512<S, 1, Share::kRow>(rows + o, xs + o, nullptr, k, out + o);
   }
 }
 
@@ -281,9 +364,7 @@ Kernels<float> kernels_for<float>(Isa isa) {
     case Isa::kAvx2:
       return {dot_avx2_f, dot4_from<float, dot_avx2_f>, group_from<float, dot_avx2_f>};
     case Isa::kAvx512:
-      return {dot_avx512_f, dot4_from<float, dot_avx512_f>,
-              group_switch<float, group_avx512_f<1>, group_avx512_f<2>, group_avx512_f<3>,
-                           group_avx512_f<4>>};
+      return {dot_avx512_f, dot4_from<float, dot_avx512_f>, group_avx512_dispatch<float>};
 #endif
     default:
       return {dot_portable<float>, dot4_portable<float>, group_from<float, dot_portable<float>>};
@@ -299,9 +380,7 @@ Kernels<double> kernels_for<double>(Isa isa) {
     case Isa::kAvx2:
       return {dot_avx2_d, dot4_from<double, dot_avx2_d>, group_from<double, dot_avx2_d>};
     case Isa::kAvx512:
-      return {dot_avx512_d, dot4_from<double, dot_avx512_d>,
-              group_switch<double, group_avx512_d<1>, group_avx512_d<2>, group_avx512_d<3>,
-                           group_avx512_d<4>>};
+      return {dot_avx512_d, dot4_from<double, dot_avx512_d>, group_avx512_dispatch<double>};
 #endif
     default:
       return {dot_portable<double>, dot4_portable<double>,

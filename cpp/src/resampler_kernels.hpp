@@ -14,13 +14,15 @@ struct Kernels {
   // Four dot products of consecutive coefficient rows with the same samples, for the
   // interpolated-phase path.
   void (*dot4)(const S* coefs, std::size_t row_stride, const S* x, std::size_t k, S* out);
-  // Up to kMaxGroup outputs at once: out[o] = dot(rows[o], x + shifts[o]), shifts below the
-  // vector width. Bit-identical to computing each output alone with the same kernel table.
-  void (*group)(const S* const* rows, const std::uint32_t* shifts, const S* x, std::size_t k,
+  // Up to kMaxGroup outputs at once: out[o] = dot(rows[o], xs[o]). `block` is null or the
+  // vector-aligned start of a block containing every xs[o], which lets the windows share
+  // loads. Bit-identical to computing each output alone with the same kernel table. The
+  // samples may be read up to one vector past each window's end.
+  void (*group)(const S* const* rows, const S* const* xs, const S* block, std::size_t k,
                 std::size_t g, S* out);
 };
 
-constexpr std::size_t kMaxGroup = 4;
+constexpr std::size_t kMaxGroup = 8;
 
 template <typename S>
 Kernels<S> kernels_for(Isa isa);

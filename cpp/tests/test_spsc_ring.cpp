@@ -42,9 +42,10 @@ T sample_for(uint64_t i) {
   return static_cast<T>(i % (uint64_t{1} << (8 * sizeof(T) - 1)));  // fits T, exact in float
 }
 
-// Returns the number of wrong samples seen by the consumer.
+// Returns the number of wrong samples seen by the consumer. With use_waits, a side that
+// finds nothing to do blocks in wait_for_* instead of spinning itself.
 template <typename T>
-uint64_t stress(std::size_t capacity, uint64_t total, uint32_t seed) {
+uint64_t stress(std::size_t capacity, uint64_t total, uint32_t seed, bool use_waits = false) {
   anunzi::SpscRing<T> ring(capacity);
   const std::size_t max_chunk = capacity * 2 + 7;  // chunks larger than the ring, too
   std::atomic<uint64_t> wrong{0};
@@ -62,7 +63,9 @@ uint64_t stress(std::size_t capacity, uint64_t total, uint32_t seed) {
       unsigned idle_rounds = 0;
       while (done < want) {
         const std::size_t n = ring.write(chunk.data() + done, want - done);
-        if (n == 0) {
+        if (n == 0 && use_waits) {
+          (void)ring.wait_for_writable(1, std::chrono::milliseconds(1));
+        } else if (n == 0) {
           back_off(idle_rounds);
         } else {
           idle_rounds = 0;
@@ -81,7 +84,9 @@ uint64_t stress(std::size_t capacity, uint64_t total, uint32_t seed) {
   while (expected < total) {
     const std::size_t want = std::uniform_int_distribution<std::size_t>(1, max_chunk)(rng);
     const std::size_t n = ring.read(chunk.data(), want);
-    if (n == 0) {
+    if (n == 0 && use_waits) {
+      (void)ring.wait_for_readable(std::min(want, capacity), std::chrono::milliseconds(1));
+    } else if (n == 0) {
       back_off(idle_rounds);
     } else {
       idle_rounds = 0;
@@ -110,6 +115,9 @@ void test_single_thread_semantics() {
   check(ring.write(in, 0) == 0 && ring.read(out, 0) == 0, "zero-length calls");
   check(ring.write(in, 2) == 2 && ring.discard(5) == 2 && ring.readable() == 0, "discard");
   check(ring.total_written() == 7 && ring.total_read() == 7, "totals");
+  check(!ring.wait_for_readable(1, std::chrono::milliseconds(2)), "wait times out when empty");
+  check(ring.wait_for_writable(3, std::chrono::milliseconds(0)), "space is there at once");
+  check(!ring.producer_waiting() && !ring.consumer_waiting(), "no one waits now");
   for (std::size_t bad : {std::size_t{0}, anunzi::SpscRing<int16_t>::kMaxCapacity + 1}) {
     bool threw = false;
     try {
@@ -133,7 +141,7 @@ int main() {
     // uint32 carries the full count; int16 and float also run, on a tenth each.
     const uint64_t wrong32 = stress<uint32_t>(capacity, total, seed++);
     const uint64_t wrong16 = stress<int16_t>(capacity, total / 10, seed++);
-    const uint64_t wrong_float = stress<float>(capacity, total / 10, seed++);
+    const uint64_t wrong_float = stress<float>(capacity, total / 10, seed++, true);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("capacity %4zu: %llu samples (+2 x %llu), %llu wrong, %.1f s\n", capacity,

@@ -66,6 +66,36 @@ def test_dtype_layout_and_writability_errors() -> None:
         ring.read(-1)
 
 
+def test_waits_time_out_or_return_at_once() -> None:
+    ring = SpscRing(8, "float32")
+    start = time.monotonic()
+    assert ring.wait_readable(1, 0.02) is False
+    assert time.monotonic() - start >= 0.015
+    assert ring.wait_writable(8, 0.0) is True
+    ring.write(np.ones(3, np.float32))
+    assert ring.wait_readable(3, 10.0) is True
+    assert ring.wait_writable(6, 0.01) is False
+    with pytest.raises(ValueError, match="num_samples"):
+        ring.wait_readable(9, 1.0)  # more than the ring can ever hold
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="timeout"):
+            ring.wait_writable(1, bad)
+
+
+def test_wait_wakes_when_the_other_thread_writes() -> None:
+    ring = SpscRing(480, "int16")
+
+    def write_later() -> None:
+        time.sleep(0.05)
+        ring.write(np.arange(240, dtype=np.int16))
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    assert ring.wait_readable(240, 10.0) is True  # the GIL is released while waiting
+    writer.join(timeout=10)
+    np.testing.assert_array_equal(ring.read(240), np.arange(240))
+
+
 @pytest.mark.parametrize(
     ("capacity", "total", "max_chunk"),
     [(1, 20_000, 3), (3, 50_000, 8), (509, 1_000_000, 1500), (4096, 2_000_000, 9000)],

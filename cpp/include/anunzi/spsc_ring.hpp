@@ -9,11 +9,13 @@
 // store, so the samples copied before it are visible to the other side after its acquire load.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 namespace anunzi {
 
@@ -88,11 +90,59 @@ class SpscRing {
     return static_cast<std::size_t>(write_index_.load(std::memory_order_acquire) - r);
   }
 
+  // Consumer thread only. Waits until at least n samples are readable or the timeout passes;
+  // returns whether they are. Spins first (a hand-off between running threads takes well
+  // under a microsecond), then yields, then sleeps in growing steps of at most 1 ms: waiting
+  // never takes a lock, so the producer is never held up by it.
+  bool wait_for_readable(std::size_t n, std::chrono::nanoseconds timeout) noexcept {
+    WaitingFlag flag(consumer_waiting_);
+    return wait_until([&] { return readable() >= n; }, timeout);
+  }
+
+  // Producer thread only. The same for free space.
+  bool wait_for_writable(std::size_t n, std::chrono::nanoseconds timeout) noexcept {
+    WaitingFlag flag(producer_waiting_);
+    return wait_until([&] { return writable() >= n; }, timeout);
+  }
+
+  // Any thread: whether each side is inside its wait_for_* call now (a hint for callers that
+  // want to act when the other side is idle, such as handing over Python's GIL).
+  bool producer_waiting() const noexcept { return producer_waiting_.load(std::memory_order_acquire); }
+  bool consumer_waiting() const noexcept { return consumer_waiting_.load(std::memory_order_acquire); }
+
   // Any thread: samples ever written and read (snapshots).
   uint64_t total_written() const noexcept { return write_index_.load(std::memory_order_acquire); }
   uint64_t total_read() const noexcept { return read_index_.load(std::memory_order_acquire); }
 
  private:
+  struct WaitingFlag {
+    explicit WaitingFlag(std::atomic<bool>& f) : flag(f) { flag.store(true, std::memory_order_release); }
+    ~WaitingFlag() { flag.store(false, std::memory_order_release); }
+    std::atomic<bool>& flag;
+  };
+
+  template <typename Ready>
+  static bool wait_until(Ready ready, std::chrono::nanoseconds timeout) noexcept {
+    using Clock = std::chrono::steady_clock;
+    if (ready()) return true;
+    const auto deadline = Clock::now() + timeout;
+    auto nap = std::chrono::microseconds(20);
+    for (unsigned round = 0;; ++round) {
+      if (ready()) return true;
+      if ((round & 63) == 0 && Clock::now() >= deadline) return ready();
+      if (round < 2048) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else if (round < 2048 + 64) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(nap);
+        nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(1));
+      }
+    }
+  }
+
   std::size_t available_to_consumer(uint64_t r, std::size_t wanted) noexcept {
     std::size_t available = static_cast<std::size_t>(cached_write_index_ - r);
     if (available < wanted) {
@@ -108,6 +158,9 @@ class SpscRing {
   // Consumer's line.
   alignas(kCacheLine) std::atomic<uint64_t> read_index_{0};
   uint64_t cached_write_index_ = 0;
+  // Written only inside the waits.
+  alignas(kCacheLine) std::atomic<bool> producer_waiting_{false};
+  std::atomic<bool> consumer_waiting_{false};
   // Read-only after construction.
   alignas(kCacheLine) const std::size_t capacity_;
   std::unique_ptr<T[]> slots_;
