@@ -219,7 +219,8 @@ class PolyphaseResampler final : public ResamplerImplBase {
         channels_(num_channels),
         isa_(isa),
         kernels_(detail::kernels_for<S>(isa)),
-        history_(num_channels) {
+        history_(num_channels),
+        scratch_(num_channels * kScratch) {
     design(spec);
     clear();
   }
@@ -390,8 +391,9 @@ class PolyphaseResampler final : public ResamplerImplBase {
     const S* rows[detail::kMaxGroup * 4];
     std::size_t starts[detail::kMaxGroup];
     double weights[detail::kMaxGroup][4];
-    S sums[detail::kMaxGroup * 4];
+    S sums[4];
     const S* xs[detail::kMaxGroup * 4];
+    std::size_t batch = 0;  // outputs computed into scratch_, not yet stored
     while (emitted_ < target) {
       std::size_t g = 0;
       bool one_block = true;
@@ -432,42 +434,64 @@ class PolyphaseResampler final : public ResamplerImplBase {
         if (!interpolated_) {
           for (std::size_t o = 0; o < g; ++o) xs[o] = h + starts[o];
           const S* block = one_block ? h + (starts[0] & ~(kLanes - 1)) : nullptr;
-          kernels_.group(rows, xs, block, taps_, g, sums);
-          for (std::size_t o = 0; o < g; ++o) store(out, out_pos + produced + o, c, sums[o]);
+          kernels_.group(rows, xs, block, taps_, g, scratch_.data() + c * kScratch + batch);
         } else {
           for (std::size_t o = 0; o < g; ++o) {
             for (std::size_t r = 0; r < 4; ++r) xs[r] = h + starts[o];
             kernels_.group(rows + 4 * o, xs, nullptr, taps_, 4, sums);
             const double y = (weights[o][0] * sums[0] + weights[o][1] * sums[1]) +
                              (weights[o][2] * sums[2] + weights[o][3] * sums[3]);
-            store(out, out_pos + produced + o, c, static_cast<S>(y));
+            scratch_[c * kScratch + batch + o] = static_cast<S>(y);
           }
         }
       }
-      produced += g;
+      batch += g;
       emitted_ += g;
+      if (batch + detail::kMaxGroup > kScratch || emitted_ == target) {
+        store_batch(out, out_pos + produced, batch);
+        produced += batch;
+        batch = 0;
+      }
     }
     return produced;
   }
 
-  void store(const StridedView& out, std::size_t frame, std::size_t channel, S y) {
-    const std::ptrdiff_t idx = static_cast<std::ptrdiff_t>(frame) * out.frame_stride +
-                               static_cast<std::ptrdiff_t>(channel) * out.channel_stride;
-    switch (out.type) {
-      case SampleType::kFloat32:
-        static_cast<float*>(out.data)[idx] = static_cast<float>(y);
-        return;
-      case SampleType::kFloat64:
-        static_cast<double*>(out.data)[idx] = static_cast<double>(y);
-        return;
-      case SampleType::kInt16:
-        static_cast<std::int16_t*>(out.data)[idx] =
-            static_cast<std::int16_t>(round_clip(static_cast<double>(y) * 32768.0, -32768.0, 32767.0));
-        return;
-      case SampleType::kInt32:
-        static_cast<std::int32_t*>(out.data)[idx] = static_cast<std::int32_t>(
-            round_clip(static_cast<double>(y) * 2147483648.0, -2147483648.0, 2147483647.0));
-        return;
+  // Converts `n` outputs per channel from scratch_ into the caller's array; one type switch
+  // per batch keeps the per-sample loop tight.
+  void store_batch(const StridedView& out, std::size_t frame, std::size_t n) {
+    for (std::size_t c = 0; c < channels_; ++c) {
+      const S* src = scratch_.data() + c * kScratch;
+      const std::ptrdiff_t base = static_cast<std::ptrdiff_t>(frame) * out.frame_stride +
+                                  static_cast<std::ptrdiff_t>(c) * out.channel_stride;
+      const std::ptrdiff_t fs = out.frame_stride;
+      switch (out.type) {
+        case SampleType::kFloat32: {
+          float* dst = static_cast<float*>(out.data) + base;
+          for (std::size_t i = 0; i < n; ++i) dst[static_cast<std::ptrdiff_t>(i) * fs] = static_cast<float>(src[i]);
+          break;
+        }
+        case SampleType::kFloat64: {
+          double* dst = static_cast<double*>(out.data) + base;
+          for (std::size_t i = 0; i < n; ++i) dst[static_cast<std::ptrdiff_t>(i) * fs] = static_cast<double>(src[i]);
+          break;
+        }
+        case SampleType::kInt16: {
+          std::int16_t* dst = static_cast<std::int16_t*>(out.data) + base;
+          for (std::size_t i = 0; i < n; ++i) {
+            dst[static_cast<std::ptrdiff_t>(i) * fs] = static_cast<std::int16_t>(
+                round_clip(static_cast<double>(src[i]) * 32768.0, -32768.0, 32767.0));
+          }
+          break;
+        }
+        case SampleType::kInt32: {
+          std::int32_t* dst = static_cast<std::int32_t*>(out.data) + base;
+          for (std::size_t i = 0; i < n; ++i) {
+            dst[static_cast<std::ptrdiff_t>(i) * fs] = static_cast<std::int32_t>(round_clip(
+                static_cast<double>(src[i]) * 2147483648.0, -2147483648.0, 2147483647.0));
+          }
+          break;
+        }
+      }
     }
   }
 
@@ -512,6 +536,8 @@ class PolyphaseResampler final : public ResamplerImplBase {
   std::vector<std::vector<S, AlignedAllocator<S>>> history_;
   std::size_t length_ = 0;
   std::vector<S, AlignedAllocator<S>> table_;
+  static constexpr std::size_t kScratch = 256;
+  std::vector<S> scratch_;  // [channel][kScratch] outputs awaiting conversion
   std::size_t taps_ = 0, before_ = 0, after_ = 0, rows_ = 0;
   bool interpolated_ = false;
 

@@ -36,12 +36,14 @@ void group_from(const S* const* rows, const S* const* xs, const S* /*block*/, st
   for (std::size_t o = 0; o < g; ++o) out[o] = Dot(rows[o], xs[o], k);
 }
 
-template <typename S>
-void dot4_portable(const S* c, std::size_t row_stride, const S* x, std::size_t k, S* out) {
-  for (std::size_t r = 0; r < 4; ++r) out[r] = dot_portable(c + r * row_stride, x, k);
-}
 
 #if ANUNZI_X86
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own "undefined" operands (GCC bug
+// 105593, fixed in GCC 13); the warning is about the header, not this code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // ---- SSE2: 4 floats / 2 doubles per register, four accumulators.
 __attribute__((target("sse2"))) float dot_sse2_f(const float* c, const float* x, std::size_t k) {
   __m128 a0 = _mm_setzero_ps(), a1 = _mm_setzero_ps(), a2 = _mm_setzero_ps(),
@@ -123,47 +125,6 @@ __attribute__((target("avx2,fma"))) double dot_avx2_d(const double* c, const dou
   return hsum256_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
 }
 
-// ---- AVX-512F: 16 floats / 8 doubles per register.
-__attribute__((target("avx512f"))) float dot_avx512_f(const float* c, const float* x,
-                                                      std::size_t k) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
-         a3 = _mm512_setzero_ps();
-  std::size_t i = 0;
-  for (; i + 64 <= k; i += 64) {
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(c + i), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(c + i + 16), _mm512_loadu_ps(x + i + 16), a1);
-    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(c + i + 32), _mm512_loadu_ps(x + i + 32), a2);
-    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(c + i + 48), _mm512_loadu_ps(x + i + 48), a3);
-  }
-  if (i + 32 <= k) {
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(c + i), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(c + i + 16), _mm512_loadu_ps(x + i + 16), a1);
-    i += 32;
-  }
-  if (i < k) a2 = _mm512_fmadd_ps(_mm512_loadu_ps(c + i), _mm512_loadu_ps(x + i), a2);
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-__attribute__((target("avx512f"))) double dot_avx512_d(const double* c, const double* x,
-                                                       std::size_t k) {
-  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd(), a2 = _mm512_setzero_pd(),
-          a3 = _mm512_setzero_pd();
-  std::size_t i = 0;
-  for (; i + 32 <= k; i += 32) {
-    a0 = _mm512_fmadd_pd(_mm512_loadu_pd(c + i), _mm512_loadu_pd(x + i), a0);
-    a1 = _mm512_fmadd_pd(_mm512_loadu_pd(c + i + 8), _mm512_loadu_pd(x + i + 8), a1);
-    a2 = _mm512_fmadd_pd(_mm512_loadu_pd(c + i + 16), _mm512_loadu_pd(x + i + 16), a2);
-    a3 = _mm512_fmadd_pd(_mm512_loadu_pd(c + i + 24), _mm512_loadu_pd(x + i + 24), a3);
-  }
-  if (i + 16 <= k) {
-    a0 = _mm512_fmadd_pd(_mm512_loadu_pd(c + i), _mm512_loadu_pd(x + i), a0);
-    a1 = _mm512_fmadd_pd(_mm512_loadu_pd(c + i + 8), _mm512_loadu_pd(x + i + 8), a1);
-    i += 16;
-  }
-  if (i < k) a2 = _mm512_fmadd_pd(_mm512_loadu_pd(c + i), _mm512_loadu_pd(x + i), a2);
-  return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
-}
-
 // ---- AVX-512 group kernels. Up to kMaxGroup outputs are computed together so that loads are
 // shared: one coefficient row for all (decimation), one sample window for all (interpolation),
 // or, for windows starting in the same aligned block, shared sample vectors from which each
@@ -191,8 +152,14 @@ struct Avx512Ops<float> {
   __attribute__((target("avx512f"), always_inline)) static Vec add(Vec a, Vec b) {
     return _mm512_add_ps(a, b);
   }
+  // The pairing of _mm512_reduce_add_ps (halves of 256, 128 bits, then 2 and 1 lanes apart),
+  // written out because GCC 12's version warns about an uninitialised operand.
   __attribute__((target("avx512f"), always_inline)) static float reduce(Vec a) {
-    return _mm512_reduce_add_ps(a);
+    const __m512 s1 = _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, 0xEE));
+    const __m512 s2 = _mm512_add_ps(s1, _mm512_shuffle_f32x4(s1, s1, 0x01));
+    const __m512 s3 = _mm512_add_ps(s2, _mm512_permute_ps(s2, 0x4E));
+    const __m512 s4 = _mm512_add_ps(s3, _mm512_permute_ps(s3, 0xB1));
+    return _mm512_cvtss_f32(s4);
   }
   __attribute__((target("avx512f"), always_inline)) static __m512i index(std::ptrdiff_t shift) {
     return _mm512_add_epi32(
@@ -221,7 +188,10 @@ struct Avx512Ops<double> {
     return _mm512_add_pd(a, b);
   }
   __attribute__((target("avx512f"), always_inline)) static double reduce(Vec a) {
-    return _mm512_reduce_add_pd(a);
+    const __m512d s1 = _mm512_add_pd(a, _mm512_shuffle_f64x2(a, a, 0xEE));
+    const __m512d s2 = _mm512_add_pd(s1, _mm512_shuffle_f64x2(s1, s1, 0x01));
+    const __m512d s3 = _mm512_add_pd(s2, _mm512_permute_pd(s2, 0x55));
+    return _mm512_cvtsd_f64(s3);
   }
   __attribute__((target("avx512f"), always_inline)) static __m512i index(std::ptrdiff_t shift) {
     return _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
@@ -235,8 +205,10 @@ struct Avx512Ops<double> {
 // Eight horizontal sums at once, with exactly the pairing of _mm512_reduce_add_ps (halves of
 // 256, then 128 bits, then lanes 2 apart, then 1 apart), so each sum has the same bits as a
 // reduction on its own.
-__attribute__((target("avx512f"), always_inline)) inline void reduce8_avx512(const __m512* a,
-                                                                             float* out) {
+__attribute__((target("avx512f"), always_inline)) inline void reduce8_avx512(
+    __m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7,
+    float* out) {
+  const __m512 a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
   // Step 1: lane l + lane l+8; two outputs per vector, [o.lo256 | o'.lo256] + [o.hi | o'.hi].
   __m512 p[4];
   for (int i = 0; i < 4; ++i) {
@@ -302,7 +274,7 @@ __attribute__((target("avx512f"))) void group_avx512(const S* const* rows, const
     }
   }
   if constexpr (G == 8 && std::is_same<S, float>::value) {
-    reduce8_avx512(acc, out);
+    reduce8_avx512(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7], out);
   } else {
     for (int o = 0; o < G; ++o) out[o] = Ops::reduce(acc[o]);
   }
@@ -347,10 +319,6 @@ void group_avx512_dispatch(const S* const* rows, const S* const* xs, const S* bl
   }
 }
 
-template <typename S, S (*Dot)(const S*, const S*, std::size_t)>
-void dot4_from(const S* c, std::size_t row_stride, const S* x, std::size_t k, S* out) {
-  for (std::size_t r = 0; r < 4; ++r) out[r] = Dot(c + r * row_stride, x, k);
-}
 #endif
 
 }  // namespace
@@ -360,14 +328,14 @@ Kernels<float> kernels_for<float>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {dot_sse2_f, dot4_from<float, dot_sse2_f>, group_from<float, dot_sse2_f>};
+      return {group_from<float, dot_sse2_f>};
     case Isa::kAvx2:
-      return {dot_avx2_f, dot4_from<float, dot_avx2_f>, group_from<float, dot_avx2_f>};
+      return {group_from<float, dot_avx2_f>};
     case Isa::kAvx512:
-      return {dot_avx512_f, dot4_from<float, dot_avx512_f>, group_avx512_dispatch<float>};
+      return {group_avx512_dispatch<float>};
 #endif
     default:
-      return {dot_portable<float>, dot4_portable<float>, group_from<float, dot_portable<float>>};
+      return {group_from<float, dot_portable<float>>};
   }
 }
 
@@ -376,15 +344,14 @@ Kernels<double> kernels_for<double>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {dot_sse2_d, dot4_from<double, dot_sse2_d>, group_from<double, dot_sse2_d>};
+      return {group_from<double, dot_sse2_d>};
     case Isa::kAvx2:
-      return {dot_avx2_d, dot4_from<double, dot_avx2_d>, group_from<double, dot_avx2_d>};
+      return {group_from<double, dot_avx2_d>};
     case Isa::kAvx512:
-      return {dot_avx512_d, dot4_from<double, dot_avx512_d>, group_avx512_dispatch<double>};
+      return {group_avx512_dispatch<double>};
 #endif
     default:
-      return {dot_portable<double>, dot4_portable<double>,
-              group_from<double, dot_portable<double>>};
+      return {group_from<double, dot_portable<double>>};
   }
 }
 

@@ -10,10 +10,6 @@ namespace anunzi::detail {
 // `k` is a multiple of 16 for float and of 8 for double (the filters are padded with zero taps).
 template <typename S>
 struct Kernels {
-  S (*dot)(const S* coefs, const S* x, std::size_t k);
-  // Four dot products of consecutive coefficient rows with the same samples, for the
-  // interpolated-phase path.
-  void (*dot4)(const S* coefs, std::size_t row_stride, const S* x, std::size_t k, S* out);
   // Up to kMaxGroup outputs at once: out[o] = dot(rows[o], xs[o]). `block` is null or the
   // vector-aligned start of a block containing every xs[o], which lets the windows share
   // loads. Bit-identical to computing each output alone with the same kernel table. The
