@@ -304,3 +304,27 @@ def test_redact_patterns_without_registration() -> None:
     )
     assert redact("Authorization: Bearer abc.def") == "Authorization: Bearer <redacted>"
     assert json.dumps(redact("plain text")) == '"plain text"'
+
+
+def test_one_tls_context_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loading CA certificates costs ~20 ms of CPU: it must happen once, not per request.
+    created: list[object] = []
+    real = httpx.create_ssl_context
+    auth.shared_ssl_context.cache_clear()
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda: created.append(1) or real())
+    try:
+        first = auth.shared_ssl_context()
+        assert auth.shared_ssl_context() is first
+        assert len(created) == 1
+    finally:
+        auth.shared_ssl_context.cache_clear()
+
+
+def test_all_is_complete_and_sorted() -> None:
+    from anunzi_fast import errors
+
+    for module in (auth, errors):
+        assert module.__all__ == sorted(module.__all__)
+        public = {name for name in vars(module) if not name.startswith("_")
+                  and getattr(vars(module)[name], "__module__", None) == module.__name__}
+        assert public <= set(module.__all__), public - set(module.__all__)

@@ -405,3 +405,20 @@ async def test_jitter_buffer_at_a_device_rate(emulator: Emulator) -> None:
             out = np.zeros(stats.buffered, np.float32)
             jitter.read_into(out)
             assert 0.25 < float(np.max(np.abs(out))) < 0.35  # the chimes' level survives
+
+
+async def test_wss_sessions_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anunzi_fast import auth, client
+
+    seen: list[dict[str, object]] = []
+
+    async def fake_connect(url: str, **options: object) -> object:
+        seen.append(options)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(client, "ws_connect", fake_connect)
+    for _ in range(2):
+        with pytest.raises(NetworkError):
+            await connect("wss://example.invalid/websocket/start?token=abcdef123").open()
+    assert seen[0]["ssl"] is seen[1]["ssl"] is auth.shared_ssl_context()
+    assert seen[0]["compression"] is None and seen[0]["max_size"] == 2**20

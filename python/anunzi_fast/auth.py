@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import math
 import os
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -49,10 +51,12 @@ __all__ = [
     "RetryPolicy",
     "SessionURL",
     "install_log_redaction",
+    "parse_retry_after",
     "redact",
     "register_secret",
     "request_session_url",
     "request_session_url_sync",
+    "shared_ssl_context",
     "token_route_url",
 ]
 
@@ -381,6 +385,16 @@ def _final_error(error: AnunziError, attempts: int) -> AnunziError:
     return error
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for the whole process.
+
+    Loading the CA bundle costs about 20 ms of CPU; a context per request would pay it on every
+    session start. ``SSLContext`` objects are safe to share once configured.
+    """
+    return httpx.create_ssl_context()
+
+
 # Indirection so tests can observe waits without slowing down or patching asyncio itself.
 _async_sleep = asyncio.sleep
 _sync_sleep = time.sleep
@@ -415,7 +429,8 @@ async def request_session_url(
     """
     url, headers = _prepare(assistant_id, api_key, base_url)
     schedule = _RetrySchedule(retry or RetryPolicy())
-    client = http_client or httpx.AsyncClient(follow_redirects=False)
+    client = http_client or httpx.AsyncClient(follow_redirects=False,
+                                              verify=shared_ssl_context())
     try:
         while True:
             timeout = schedule.attempt_timeout()
@@ -449,7 +464,7 @@ def request_session_url_sync(
     """Blocking twin of :func:`request_session_url`, with the same arguments and errors."""
     url, headers = _prepare(assistant_id, api_key, base_url)
     schedule = _RetrySchedule(retry or RetryPolicy())
-    client = http_client or httpx.Client(follow_redirects=False)
+    client = http_client or httpx.Client(follow_redirects=False, verify=shared_ssl_context())
     try:
         while True:
             timeout = schedule.attempt_timeout()

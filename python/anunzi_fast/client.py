@@ -45,6 +45,7 @@ from .auth import (
     install_log_redaction,
     redact,
     request_session_url,
+    shared_ssl_context,
 )
 from .errors import (
     AnunziError,
@@ -290,8 +291,11 @@ class Call:
             url = await request_session_url(
                 self.assistant_id, self._api_key, base_url=self._base_url, retry=self._retry
             )
+        options = dict(self._ws_options)
+        if url.startswith("wss://"):
+            options["ssl"] = shared_ssl_context()  # not a new CA bundle load per session
         try:
-            return await ws_connect(url, **self._ws_options)
+            return await ws_connect(url, **options)
         except InvalidURI:
             # Not chained: the cause's message spells out the URL, token included.
             raise InvalidArgumentError(

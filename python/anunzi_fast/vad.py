@@ -65,9 +65,10 @@ class EnergyVad:
         frame_seconds = self.frame_length / sample_rate
         self._onset_frames = max(1, math.ceil(min_speech_ms / 1000.0 / frame_seconds))
         self._hangover_frames = max(1, math.ceil(hangover_ms / 1000.0 / frame_seconds))
-        # Compare mean squares, not dB, to avoid a log per frame.
-        self._threshold_mean_square = (10.0 ** (threshold_dbfs / 20.0)) ** 2
-        self._pending = np.zeros(0, np.float64)
+        # Compare frame energies in int16 units, not dB: no log and no rescaling per frame.
+        mean_square = (10.0 ** (threshold_dbfs / 20.0) * 32768.0) ** 2
+        self._threshold_energy = mean_square * self.frame_length
+        self._pending = np.zeros(0, np.float32)
         self._frame_index = 0
         self._loud_run = 0
         self._quiet_run = 0
@@ -84,20 +85,23 @@ class EnergyVad:
         array = np.asarray(samples)
         if array.ndim != 1:
             raise InvalidArgumentError("the VAD takes mono (1-D) audio")
-        scaled = array / 32768.0 if array.dtype == np.int16 else array.astype(np.float64)
+        # float32 in int16 units: exact for int16, and precise enough for a threshold.
+        scaled = array.astype(np.float32) if array.dtype == np.int16 else (
+            array * 32768.0).astype(np.float32)
         if len(self._pending):
             scaled = np.concatenate((self._pending, scaled))
         whole = len(scaled) // self.frame_length * self.frame_length
-        self._pending = scaled[whole:].copy()
+        self._pending = scaled[whole:].copy()  # do not keep the whole input alive
         if not whole:
             return []
-        frames = scaled[:whole].reshape(-1, self.frame_length)
-        loud = np.einsum("ij,ij->i", frames, frames) / self.frame_length > (
-            self._threshold_mean_square
-        )
+        if whole == self.frame_length:  # the common case of one block per frame: BLAS dot
+            energies = [float(np.dot(scaled[:whole], scaled[:whole]))]
+        else:
+            frames = scaled[:whole].reshape(-1, self.frame_length)
+            energies = np.einsum("ij,ij->i", frames, frames).tolist()
         events: list[VadEvent] = []
-        for is_loud in loud.tolist():
-            self._step(bool(is_loud), events)
+        for energy in energies:
+            self._step(energy > self._threshold_energy, events)
         return events
 
     def _step(self, is_loud: bool, events: list[VadEvent]) -> None:
