@@ -62,8 +62,17 @@ def test_bad_quality_is_value_error(q: object) -> None:
         ResampleStream(48000, 16000, 1, quality=q)
 
 
-@pytest.mark.parametrize("rates", [(0, 16000), (48000, 0), (-1, 16000), (48000, -8000),
-                                   (float("nan"), 16000), (48000, float("inf"))])
+@pytest.mark.parametrize(
+    "rates",
+    [
+        (0, 16000),
+        (48000, 0),
+        (-1, 16000),
+        (48000, -8000),
+        (float("nan"), 16000),
+        (48000, float("inf")),
+    ],
+)
 def test_bad_rates_are_value_errors(rates: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match=rs.RATE_ERR):
         resample(np.zeros(10, np.float32), *rates)
@@ -130,7 +139,7 @@ def test_output_dtype_ndim_and_length(dtype: type, shape: tuple[int, ...]) -> No
     x = np.zeros(shape, dtype)
     y = resample(x, 44100, 48000)
     assert y.dtype == np.dtype(dtype)
-    assert y.shape == (1088,) + shape[1:]
+    assert y.shape == (1088, *shape[1:])
 
 
 @pytest.mark.parametrize(("in_rate", "out_rate"), RATE_PAIRS)
@@ -160,7 +169,7 @@ def test_non_integer_rates() -> None:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fortran_c_and_split_channels_agree(dtype: type) -> None:
     rng = np.random.default_rng(1)
-    x = (rng.standard_normal((2003, 3)) * 0.3 * (30000 if np.dtype(dtype).kind == "i" else 1))
+    x = rng.standard_normal((2003, 3)) * 0.3 * (30000 if np.dtype(dtype).kind == "i" else 1)
     x = x.astype(dtype)
     y_c = resample(np.ascontiguousarray(x), 16000, 44100)
     y_f = resample(np.asfortranarray(x), 16000, 44100)
@@ -173,8 +182,9 @@ def test_fortran_c_and_split_channels_agree(dtype: type) -> None:
 # ---------------------------------------------------------------- streaming
 
 
-def stream_in_chunks(x: np.ndarray, in_rate: int, out_rate: int, sizes: list[int],
-                     quality: object = "HQ") -> np.ndarray:
+def stream_in_chunks(
+    x: np.ndarray, in_rate: int, out_rate: int, sizes: list[int], quality: object = "HQ"
+) -> np.ndarray:
     channels = 1 if x.ndim == 1 else x.shape[1]
     s = ResampleStream(in_rate, out_rate, channels, dtype=x.dtype, quality=quality)
     out = []
@@ -182,7 +192,7 @@ def stream_in_chunks(x: np.ndarray, in_rate: int, out_rate: int, sizes: list[int
     k = 0
     while i < len(x):
         n = sizes[k % len(sizes)]
-        out.append(s.resample_chunk(x[i:i + n]))
+        out.append(s.resample_chunk(x[i : i + n]))
         i += n
         k += 1
     out.append(s.resample_chunk(x[:0], last=True))
@@ -194,8 +204,9 @@ def stream_in_chunks(x: np.ndarray, in_rate: int, out_rate: int, sizes: list[int
 def test_streaming_is_bit_exact_with_oneshot(in_rate: int, out_rate: int, chunk: int) -> None:
     rng = np.random.default_rng(chunk)
     x = (rng.standard_normal(3001) * 0.3).astype(np.float32)
-    assert np.array_equal(stream_in_chunks(x, in_rate, out_rate, [chunk]),
-                          resample(x, in_rate, out_rate))
+    assert np.array_equal(
+        stream_in_chunks(x, in_rate, out_rate, [chunk]), resample(x, in_rate, out_rate)
+    )
 
 
 @pytest.mark.parametrize("quality", [QQ, LQ, MQ, HQ, VHQ])
@@ -205,8 +216,10 @@ def test_streaming_irregular_chunks_with_empty_ones(quality: int, dtype: type) -
     scale = 20000 if np.dtype(dtype).kind == "i" else 0.6
     x = (rng.standard_normal((5003, 2)) * scale).astype(dtype)
     sizes = [0, 1, 0, 13, 480, 0, 2, 1021, 5]
-    assert np.array_equal(stream_in_chunks(x, 44100, 16000, sizes, quality),
-                          resample(x, 44100, 16000, quality=quality))
+    assert np.array_equal(
+        stream_in_chunks(x, 44100, 16000, sizes, quality),
+        resample(x, 44100, 16000, quality=quality),
+    )
 
 
 @pytest.mark.parametrize("n", LENGTHS)
@@ -229,17 +242,16 @@ def test_clear_resets_to_a_fresh_stream() -> None:
     assert np.array_equal(first, second)
 
 
-@pytest.mark.parametrize(("in_rate", "out_rate"), [(48000, 16000), (16000, 48000),
-                                                   (16000, 44100), (44100, 48000)])
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"), [(48000, 16000), (16000, 48000), (16000, 44100), (44100, 48000)]
+)
 def test_release_is_sample_by_sample_with_fixed_latency(in_rate: int, out_rate: int) -> None:
     s = ResampleStream(in_rate, out_rate, 1)
     latency = s._core.latency_frames
     assert latency / out_rate <= 0.006  # HQ: at most 6 ms
     produced = 0
-    fed = 0
-    for _ in range(3 * in_rate // 100):
+    for fed in range(1, 3 * in_rate // 100 + 1):
         produced += len(s.resample_chunk(np.zeros(1, np.float32)))
-        fed += 1
         owed = fed * out_rate / in_rate - produced
         assert owed == pytest.approx(s.delay())
         if fed * 1000 > 8 * in_rate:  # past the start-up, owed output is the fixed latency
@@ -303,8 +315,9 @@ def thd_n(y: np.ndarray, freq: float, rate: float) -> float:
     return db(rms(y - basis @ coef) / rms(basis @ coef))
 
 
-@pytest.mark.parametrize(("in_rate", "out_rate"), [(48000, 16000), (16000, 48000),
-                                                   (16000, 44100), (44100, 48000)])
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"), [(48000, 16000), (16000, 48000), (16000, 44100), (44100, 48000)]
+)
 def test_hq_thd_n_below_minus_120(in_rate: int, out_rate: int) -> None:
     y = resample(tone(1000, in_rate, in_rate).astype(np.float32), in_rate, out_rate)
     edge = out_rate // 20

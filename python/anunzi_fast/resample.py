@@ -49,7 +49,7 @@ VHQ: int = _resampler.VHQ
 # Channel limit and messages as in python-soxr, so callers matching on them keep working.
 CHANNEL_LIMIT = 65536
 RATE_ERR = "Sample rate should be over 0"
-CHANNEL_ERR = "Channel num({}) out of limit. Should be in [1, %d]" % CHANNEL_LIMIT
+CHANNEL_ERR = f"Channel num({{}}) out of limit. Should be in [1, {CHANNEL_LIMIT}]"
 DTYPE_ERR = "Data type must be one of [float32, float64, int16, int32], not {}"
 DTYPE_UNMATCH_ERR = "Input should be a `np.ndarray` with matching dtype for ResampleStream({})."
 QUALITY_ERR = "Quality must be one of [QQ, LQ, MQ, HQ, VHQ]"
@@ -57,8 +57,12 @@ NDIM_ERR = "Input must be 1-D or 2-D array"
 CHANNEL_MISMATCH_ERR = "Channel num mismatch"
 VR_ERR = "Variable-rate resampling (vr=True) is not supported by anunzi-fast"
 
-_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int16),
-                     np.dtype(np.int32))
+_SUPPORTED_DTYPES = (
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+    np.dtype(np.int16),
+    np.dtype(np.int32),
+)
 
 _QUALITIES: dict[Any, int] = {}
 for _name, _value in (("qq", QQ), ("lq", LQ), ("mq", MQ), ("hq", HQ), ("vhq", VHQ)):
@@ -164,12 +168,15 @@ class ResampleStream:
         """
         if type(x) is not np.ndarray or x.dtype != self._type:
             raise TypeError(DTYPE_UNMATCH_ERR.format(self._type))
+        y: np.ndarray
         if x.ndim == 1:
-            return self._core.process(x[:, np.newaxis], bool(last))[:, 0]
+            y = self._core.process(x[:, np.newaxis], bool(last))
+            return y[:, 0]
         if x.ndim == 2:
             if x.shape[1] != self._num_channels:
                 raise ValueError(CHANNEL_MISMATCH_ERR)
-            return self._core.process(x, bool(last))
+            y = self._core.process(x, bool(last))
+            return y
         raise ValueError(NDIM_ERR)
 
     def num_clips(self) -> int:
@@ -223,10 +230,13 @@ def resample(x: npt.ArrayLike, in_rate: float, out_rate: float, quality: Any = "
         x = np.asarray(x, dtype=np.float32)
     _check_dtype(x.dtype)
     q = _quality_to_enum(quality)
+    y: np.ndarray
     if x.ndim == 1:
-        return _resampler.oneshot(x[:, np.newaxis], float(in_rate), float(out_rate), q)[:, 0]
+        y = _resampler.oneshot(x[:, np.newaxis], float(in_rate), float(out_rate), q)
+        return y[:, 0]
     if x.ndim == 2:
         if x.shape[1] < 1 or x.shape[1] > CHANNEL_LIMIT:
             raise ValueError(CHANNEL_ERR.format(x.shape[1]))
-        return _resampler.oneshot(x, float(in_rate), float(out_rate), q)
+        y = _resampler.oneshot(x, float(in_rate), float(out_rate), q)
+        return y
     raise ValueError(NDIM_ERR)
