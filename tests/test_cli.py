@@ -273,3 +273,78 @@ def test_serve_never_prints_a_chosen_key() -> None:
         _, err = process.communicate(timeout=5)
     assert all("my-secret-1" not in line for line in [*lines, err])
     assert "$ANUNZI_API_KEY" in lines[2]
+
+
+class DeviceThreadStream:
+    """A fake sounddevice stream whose own thread calls back every block, like PortAudio."""
+
+    def __init__(self, produce: bool, log: list[np.ndarray], **options: object) -> None:
+        self.options = options
+        self.produce = produce
+        self.log = log
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        size = int(self.options["blocksize"])  # type: ignore[call-overload]
+        callback = self.options["callback"]
+        index = 0
+        while not self._stopped.wait(0.005):  # faster than real time keeps the test short
+            if self.produce:
+                t = (np.arange(size) + index * size) / 48_000
+                level = 0.4 if index < 25 else 0.0  # 0.5 s of "speech", then silence
+                block = (level * np.sin(2 * np.pi * 300 * t)).astype(np.float32)[:, None]
+                self.log.append(block[:, 0].copy())
+                callback(block, size, None, None)  # type: ignore[operator]
+            else:
+                out = np.full((size, 1), 9.0, np.float32)
+                callback(out, size, None, None)  # type: ignore[operator]
+                self.log.append(out[:, 0].copy())
+            index += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(5)
+
+    def close(self) -> None:
+        pass
+
+
+def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
+    from anunzi_fast.cli import CallOptions, run_call
+    from anunzi_fast.client import connect
+    from anunzi_fast.devices import Microphone, Speaker
+
+    captured: list[np.ndarray] = []
+    played: list[np.ndarray] = []
+
+    def open_call(**extra: object) -> object:
+        return connect(server.emulator.issue_session_url(), **extra)  # type: ignore[arg-type]
+
+    async def scenario() -> object:
+        async with asyncio.timeout(20):
+            return await run_call(
+                open_call,  # type: ignore[arg-type]
+                CallOptions(input="mic", output="speaker", idle_timeout=0.5, max_duration=10),
+                microphone=lambda: Microphone(
+                    max_blocks=10_000,  # never drop: the comparison below is exact
+                    stream_factory=lambda **o: DeviceThreadStream(True, captured, **o)),
+                speaker=lambda jitter: Speaker(
+                    jitter, stream_factory=lambda **o: DeviceThreadStream(False, played, **o)),
+            )
+
+    result = asyncio.run(scenario())
+    session = server.finished_session()
+    received = np.frombuffer(bytes(session.received), "<i2")
+    sent_by_mic = np.concatenate(captured)
+    # Every block the call sent is the browser conversion of a captured block, in order.
+    expected = np.trunc(np.where(sent_by_mic < 0, sent_by_mic * 32768, sent_by_mic * 32767))
+    assert len(received) > 25 * 960
+    np.testing.assert_array_equal(received, expected[: len(received)].astype(np.int16))
+    assert session.utterances == 1
+    speaker_out = np.concatenate(played)
+    assert np.abs(speaker_out).max() > 0.2 and np.all(np.abs(speaker_out) <= 1.0)
+    assert result.call.metrics.samples_received > 0  # type: ignore[attr-defined]

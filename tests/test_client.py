@@ -97,6 +97,7 @@ async def test_nothing_lost_either_way(emulator: Emulator) -> None:
         stats = jitter.stats
         assert stats.samples_in == len(received)
         assert stats.samples_in == stats.samples_out + stats.dropped + stats.buffered
+        assert call.metrics.underruns == stats.underruns
         played = np.zeros(stats.buffered, np.int16)
         assert jitter.read_into(played) == len(played)
         np.testing.assert_array_equal(played, received[len(received) - len(played):])

@@ -117,7 +117,6 @@ class CallResult:
 
     call: Call
     agent_audio: npt.NDArray[np.int16]
-    underruns: int
 
 
 class StatusLine:
@@ -128,12 +127,12 @@ class StatusLine:
         self.live = stream.isatty()
         self.interval = 0.2 if self.live else 1.0
 
-    def show(self, call: Call, underruns: int) -> None:
+    def show(self, call: Call) -> None:
         metrics = call.metrics
         ready = "-" if metrics.agent_ready_after is None else f"{metrics.agent_ready_after:.2f}s"
         text = (f"agent ready {ready} | sent {metrics.seconds_sent:5.1f}s | received "
                 f"{metrics.seconds_received:5.1f}s | turns {len(metrics.turn_latencies)} | "
-                f"underruns {underruns}")
+                f"underruns {metrics.underruns}")
         self.stream.write(f"\r{text}" if self.live else f"{text}\n")
         self.stream.flush()
 
@@ -201,7 +200,7 @@ async def run_call(
                 jitter.read_into(cast("Buffer", playback_block))
             if status is not None and loop.time() >= next_status[0]:
                 next_status[0] += status.interval
-                status.show(call, jitter.stats.underruns)
+                status.show(call)
 
         def out_of_time() -> bool:
             return options.max_duration is not None and (
@@ -239,7 +238,7 @@ async def run_call(
         write_output(options.output, agent, options.output_rate)
     if recorder is not None and options.record:
         recorder.write(options.record)
-    return CallResult(call, agent, jitter.stats.underruns)
+    return CallResult(call, agent)
 
 
 async def _send_wav(
@@ -303,7 +302,7 @@ def print_summary(result: CallResult, out: TextIO) -> None:
     print(f"turn latency        {turns}", file=out)
     print(f"seconds sent        {metrics.seconds_sent:.2f} s", file=out)
     print(f"seconds received    {metrics.seconds_received:.2f} s", file=out)
-    print(f"underruns           {result.underruns}", file=out)
+    print(f"underruns           {metrics.underruns}", file=out)
     if result.call.close_code is not None:
         print(f"closed with code    {result.call.close_code}", file=out)
 

@@ -108,6 +108,7 @@ class CallMetrics:
             was sent) to the first agent audio after it.
         samples_sent: User samples sent, at 48 kHz.
         samples_received: Agent samples received, at 16 kHz.
+        underruns: Times the jitter buffer ran dry while playing (read from its stats).
         reconnects: Reconnections after abnormal closes.
     """
 
@@ -116,6 +117,7 @@ class CallMetrics:
     turn_latencies: list[float] = field(default_factory=list)
     samples_sent: int = 0
     samples_received: int = 0
+    underruns: int = 0
     reconnects: int = 0
 
     @property
@@ -245,8 +247,8 @@ class Call:
             )
             if resampled:
                 self._playback_resampler = _resample_stream(AGENT_SAMPLE_RATE, playback_rate)
-        self.metrics = CallMetrics()
-        self._turns = _TurnClock(self.metrics)
+        self._metrics = CallMetrics()
+        self._turns = _TurnClock(self._metrics)
         self._queue_events = queue_events
         self._on_audio_sent = on_audio_sent
         self._events: asyncio.Queue[object] = asyncio.Queue(maxsize=event_queue_size)
@@ -266,6 +268,13 @@ class Call:
         self.close_code: int | None = None
         self.close_reason: str = ""
         install_log_redaction()
+
+    @property
+    def metrics(self) -> CallMetrics:
+        """The call's figures so far (a live object; ``underruns`` is refreshed on access)."""
+        if self.jitter_buffer is not None:
+            self._metrics.underruns = self.jitter_buffer.stats.underruns
+        return self._metrics
 
     def __repr__(self) -> str:
         # Never the session URL: it carries the token.
@@ -400,7 +409,7 @@ class Call:
             for start in range(0, len(pcm16), MAX_FRAME_SAMPLES):
                 frame = pcm16[start : start + MAX_FRAME_SAMPLES]
                 await self._send(self._protocol.encode_audio(frame))
-                self.metrics.samples_sent += len(frame)
+                self._metrics.samples_sent += len(frame)
                 self._turns.on_sent(frame, time.monotonic())
                 if self._on_audio_sent is not None:
                     self._on_audio_sent(frame)
@@ -484,13 +493,13 @@ class Call:
     async def _dispatch(self, event: Event) -> None:
         now = time.monotonic()
         if isinstance(event, AgentAudio):
-            self.metrics.samples_received += len(event.samples)
-            if self.metrics.first_audio_after is None:
-                self.metrics.first_audio_after = now - self._opened_at
+            self._metrics.samples_received += len(event.samples)
+            if self._metrics.first_audio_after is None:
+                self._metrics.first_audio_after = now - self._opened_at
             self._turns.on_agent_audio(now)
             self._feed_jitter_buffer(event.samples)
-        elif isinstance(event, AgentReady) and self.metrics.agent_ready_after is None:
-            self.metrics.agent_ready_after = now - self._opened_at
+        elif isinstance(event, AgentReady) and self._metrics.agent_ready_after is None:
+            self._metrics.agent_ready_after = now - self._opened_at
         await self._put_event(event)
 
     def _feed_jitter_buffer(self, samples: npt.NDArray[np.int16]) -> None:
@@ -525,9 +534,9 @@ class Call:
         return ServerError(f"the service ended the session abnormally ({detail})", status=code)
 
     async def _reconnect_after(self, code: int) -> bool:
-        while self.metrics.reconnects < self._max_reconnects:
-            self.metrics.reconnects += 1
-            attempt = self.metrics.reconnects
+        while self._metrics.reconnects < self._max_reconnects:
+            self._metrics.reconnects += 1
+            attempt = self._metrics.reconnects
             delay = (self._retry or RetryPolicy()).backoff(attempt)
             _logger.info("session closed with %d; reconnecting in %.2fs (attempt %d)",
                          code, delay, attempt)
