@@ -286,7 +286,7 @@ class PySpscRing {
   // its own wait (so the GIL is free), makes the hand-over nearly free.
   template <typename OtherSideBusy>
   static void linger_while(OtherSideBusy busy) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
     while (busy() && std::chrono::steady_clock::now() < until) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
