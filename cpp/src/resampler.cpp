@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <numeric>
 #include <stdexcept>
@@ -205,6 +207,109 @@ class ResamplerImplBase {
 
 namespace {
 
+// A designed filter: coefficient rows, one per phase. Immutable once built, so streams with
+// the same ratio and preset share one.
+template <typename S>
+struct FilterDesign {
+  static constexpr std::size_t kLanes = std::is_same<S, float>::value ? 16 : 8;
+  std::vector<S, AlignedAllocator<S>> table;
+  std::size_t taps = 0, before = 0, after = 0, rows = 0;
+  bool interpolated = false;
+};
+
+template <typename S>
+std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint64_t down,
+                                                     const FilterSpec& spec) {
+  constexpr std::size_t kLanes = FilterDesign<S>::kLanes;
+  auto d = std::make_shared<FilterDesign<S>>();
+  // Frequencies in cycles per input sample.
+  const double nyquist = 0.5 * std::min(1.0, static_cast<double>(up) / static_cast<double>(down));
+  const double transition = (spec.stopband_begin - spec.passband_end) * nyquist;
+  const double cutoff = 0.5 * (spec.stopband_begin + spec.passband_end) * nyquist;
+  // Kaiser's length estimate, as a half-width in input samples.
+  const double half_width = (spec.attenuation_db - 7.95) / (2.285 * 2.0 * kPi * transition) / 2.0;
+  const double beta = kaiser_beta(spec.attenuation_db);
+  const double i0_beta = bessel_i0(beta);
+
+  const auto w_floor = static_cast<std::size_t>(std::floor(half_width));
+  // Taps cover input offsets m in [-before, after] around the output's integer position; zero
+  // taps padding to the SIMD width go on the past side, so they add no latency. Interpolated
+  // rows reach a little further (u in [-1/P, 1 + 2/P]).
+  auto layout = [&](bool interpolated) {
+    d->interpolated = interpolated;
+    d->after = w_floor + (interpolated ? 2 : 1);
+    const std::size_t before_min = w_floor + (interpolated ? 1 : 0);
+    d->taps = (d->after + before_min + 1 + kLanes - 1) / kLanes * kLanes;
+    d->before = d->taps - 1 - d->after;
+  };
+  layout(up > kMaxExactPhases);
+  if (!d->interpolated && up * d->taps * sizeof(S) > kMaxExactTableBytes) layout(true);
+
+  auto h = [&](double t) {
+    if (std::fabs(t) >= half_width) return 0.0;
+    const double r = t / half_width;
+    const double window = bessel_i0(beta * std::sqrt(1.0 - r * r)) / i0_beta;
+    const double arg = 2.0 * cutoff * t;
+    const double sinc = arg == 0.0 ? 1.0 : std::sin(kPi * arg) / (kPi * arg);
+    return 2.0 * cutoff * sinc * window;
+  };
+
+  // Row r holds the taps for fractional position u(r); exact rows have u = r / up,
+  // interpolation rows u = (r - 1) / kInterpPhases for r in [0, kInterpPhases + 3).
+  d->rows = d->interpolated ? kInterpPhases + 3 : static_cast<std::size_t>(up);
+  d->table.assign(d->rows * d->taps, S(0));
+  std::vector<double> row(d->taps);
+  for (std::size_t r = 0; r < d->rows; ++r) {
+    const double u = d->interpolated ? (static_cast<double>(r) - 1.0) / kInterpPhases
+                                     : static_cast<double>(r) / static_cast<double>(up);
+    double sum = 0.0;
+    for (std::size_t n = 0; n < d->taps; ++n) {
+      const double m = static_cast<double>(n) - static_cast<double>(d->before);
+      row[n] = h(u - m);
+      sum += row[n];
+    }
+    // Unit gain at DC for every phase, so silence and DC pass without ripple.
+    for (std::size_t n = 0; n < d->taps; ++n) {
+      d->table[r * d->taps + n] = static_cast<S>(row[n] / sum);
+    }
+  }
+  return d;
+}
+
+// Designing a filter costs milliseconds (a Bessel function per tap), more than resampling a
+// second of audio; one-shot calls repeat the same few designs, so the last few are kept.
+template <typename S>
+std::shared_ptr<const FilterDesign<S>> cached_design(std::uint64_t up, std::uint64_t down,
+                                                     const FilterSpec& spec) {
+  struct Entry {
+    std::uint64_t up, down;
+    double passband, stopband, attenuation;
+    std::shared_ptr<const FilterDesign<S>> design;
+  };
+  constexpr std::size_t kCapacity = 8;
+  static std::mutex mutex;
+  static std::vector<Entry> entries;  // most recently used last
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const Entry& e = entries[i];
+      if (e.up == up && e.down == down && e.passband == spec.passband_end &&
+          e.stopband == spec.stopband_begin && e.attenuation == spec.attenuation_db) {
+        Entry hit = e;
+        entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
+        entries.push_back(hit);
+        return hit.design;
+      }
+    }
+  }
+  auto design = design_filter<S>(up, down, spec);  // outside the lock: may take milliseconds
+  std::lock_guard<std::mutex> lock(mutex);
+  if (entries.size() == kCapacity) entries.erase(entries.begin());
+  entries.push_back({up, down, spec.passband_end, spec.stopband_begin, spec.attenuation_db,
+                     design});
+  return design;
+}
+
 // S is the arithmetic type of the history, the coefficients and the accumulation.
 template <typename S>
 class PolyphaseResampler final : public ResamplerImplBase {
@@ -298,56 +403,13 @@ class PolyphaseResampler final : public ResamplerImplBase {
 
  private:
   void design(const FilterSpec& spec) {
-    // Frequencies in cycles per input sample.
-    const double nyquist = 0.5 * std::min(1.0, static_cast<double>(up_) / down_);
-    const double transition = (spec.stopband_begin - spec.passband_end) * nyquist;
-    const double cutoff = 0.5 * (spec.stopband_begin + spec.passband_end) * nyquist;
-    // Kaiser's length estimate, as a half-width in input samples.
-    const double half_width = (spec.attenuation_db - 7.95) / (2.285 * 2.0 * kPi * transition) / 2.0;
-    const double beta = kaiser_beta(spec.attenuation_db);
-    const double i0_beta = bessel_i0(beta);
-
-    const auto w_floor = static_cast<std::size_t>(std::floor(half_width));
-    interpolated_ = up_ > kMaxExactPhases;
-    // Taps cover input offsets m in [-before_, after_] around the output's integer position;
-    // zero taps padding to the SIMD width go on the past side, so they add no latency.
-    after_ = w_floor + (interpolated_ ? 2 : 1);
-    const std::size_t before_min = w_floor + (interpolated_ ? 1 : 0);
-    taps_ = (after_ + before_min + 1 + kLanes - 1) / kLanes * kLanes;
-    before_ = taps_ - 1 - after_;
-    if (!interpolated_ && up_ * taps_ * sizeof(S) > kMaxExactTableBytes) interpolated_ = true;
-    if (interpolated_) {
-      after_ = w_floor + 2;
-      taps_ = (after_ + w_floor + 2 + kLanes - 1) / kLanes * kLanes;
-      before_ = taps_ - 1 - after_;
-    }
-
-    auto h = [&](double t) {
-      if (std::fabs(t) >= half_width) return 0.0;
-      const double r = t / half_width;
-      const double window = bessel_i0(beta * std::sqrt(1.0 - r * r)) / i0_beta;
-      const double arg = 2.0 * cutoff * t;
-      const double sinc = arg == 0.0 ? 1.0 : std::sin(kPi * arg) / (kPi * arg);
-      return 2.0 * cutoff * sinc * window;
-    };
-
-    // Row r holds the taps for fractional position u(r); exact rows have u = r / up_,
-    // interpolation rows u = (r - 1) / kInterpPhases for r in [0, kInterpPhases + 3).
-    rows_ = interpolated_ ? kInterpPhases + 3 : static_cast<std::size_t>(up_);
-    table_.assign(rows_ * taps_, S(0));
-    std::vector<double> row(taps_);
-    for (std::size_t r = 0; r < rows_; ++r) {
-      const double u = interpolated_ ? (static_cast<double>(r) - 1.0) / kInterpPhases
-                                     : static_cast<double>(r) / static_cast<double>(up_);
-      double sum = 0.0;
-      for (std::size_t n = 0; n < taps_; ++n) {
-        const double m = static_cast<double>(n) - static_cast<double>(before_);
-        row[n] = h(u - m);
-        sum += row[n];
-      }
-      // Unit gain at DC for every phase, so silence and DC pass without ripple.
-      for (std::size_t n = 0; n < taps_; ++n) table_[r * taps_ + n] = static_cast<S>(row[n] / sum);
-    }
+    filter_ = cached_design<S>(up_, down_, spec);
+    table_ = filter_->table.data();
+    taps_ = filter_->taps;
+    before_ = filter_->before;
+    after_ = filter_->after;
+    rows_ = filter_->rows;
+    interpolated_ = filter_->interpolated;
   }
 
   // Number of outputs computable from `total_in` input frames without flushing: those whose
@@ -394,7 +456,47 @@ class PolyphaseResampler final : public ResamplerImplBase {
     S sums[4];
     const S* xs[detail::kMaxGroup * 4];
     std::size_t batch = 0;  // outputs computed into scratch_, not yet stored
+    S group_sums[detail::kMaxGroup];
     while (emitted_ < target) {
+      // Small up factors: take kMaxGroup periods of up_ outputs and compute them phase by
+      // phase, so each group shares one coefficient row (outputs one period apart are down_
+      // samples apart). Bits are the same as with any other grouping.
+      const std::uint64_t span = detail::kMaxGroup * up_;
+      if (!interpolated_ && up_ > 1 && up_ <= kPhaseMajorMaxUp && target - emitted_ >= span) {
+        if (batch + span > kScratch) {
+          store_batch(out, out_pos + produced, batch);
+          produced += batch;
+          batch = 0;
+        }
+        for (std::uint64_t p = 0; p < up_; ++p) {
+          const std::size_t start = static_cast<std::size_t>(
+              static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_) -
+              origin_);
+          for (std::size_t j = 0; j < detail::kMaxGroup; ++j) rows[j] = table_ + next_phase_ * taps_;
+          for (std::size_t c = 0; c < channels_; ++c) {
+            const S* h = history_[c].data();
+            for (std::size_t j = 0; j < detail::kMaxGroup; ++j) xs[j] = h + start + j * down_;
+            kernels_.group(rows, xs, nullptr, taps_, detail::kMaxGroup, group_sums);
+            S* dst = scratch_.data() + c * kScratch + batch + p;
+            for (std::size_t j = 0; j < detail::kMaxGroup; ++j) dst[j * up_] = group_sums[j];
+          }
+          next_index_ += step_int;
+          next_phase_ += step_frac;
+          if (next_phase_ >= up_) {
+            next_phase_ -= up_;
+            ++next_index_;
+          }
+        }
+        next_index_ += (detail::kMaxGroup - 1) * down_;  // whole periods: the phase is unchanged
+        batch += span;
+        emitted_ += span;
+        if (batch + detail::kMaxGroup > kScratch || emitted_ == target) {
+          store_batch(out, out_pos + produced, batch);
+          produced += batch;
+          batch = 0;
+        }
+        continue;
+      }
       std::size_t g = 0;
       bool one_block = true;
       while (g < detail::kMaxGroup && emitted_ + g < target) {
@@ -406,7 +508,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
         }
         starts[g] = start;
         if (!interpolated_) {
-          rows[g] = table_.data() + next_phase_ * taps_;
+          rows[g] = table_ + next_phase_ * taps_;
         } else {
           // Position between interpolation rows, from the exact integer phase so it does not
           // depend on how the stream was chunked.
@@ -418,7 +520,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
           weights[g][2] = -(mu + 1.0) * mu * (mu - 2.0) / 2.0;
           weights[g][3] = (mu + 1.0) * mu * (mu - 1.0) / 6.0;
           for (std::size_t r = 0; r < 4; ++r) {  // rows p .. p+3 are u = (p-1 .. p+2) / P
-            rows[4 * g + r] = table_.data() + (p + r) * taps_;
+            rows[4 * g + r] = table_ + (p + r) * taps_;
           }
         }
         ++g;
@@ -535,8 +637,10 @@ class PolyphaseResampler final : public ResamplerImplBase {
   // starts inside the history never leaves the allocation.
   std::vector<std::vector<S, AlignedAllocator<S>>> history_;
   std::size_t length_ = 0;
-  std::vector<S, AlignedAllocator<S>> table_;
+  std::shared_ptr<const FilterDesign<S>> filter_;  // shared, immutable
+  const S* table_ = nullptr;
   static constexpr std::size_t kScratch = 256;
+  static constexpr std::uint64_t kPhaseMajorMaxUp = 8;  // kMaxGroup * up_ must fit kScratch
   std::vector<S> scratch_;  // [channel][kScratch] outputs awaiting conversion
   std::size_t taps_ = 0, before_ = 0, after_ = 0, rows_ = 0;
   bool interpolated_ = false;
