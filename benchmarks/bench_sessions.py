@@ -214,12 +214,21 @@ async def run_trial(implementation: str, sessions: int, seconds: float,
     # Sessions start staggered over one tick, as independent callers would.
     start_at = loop.time() + 0.2 + min(5.0, sessions * 0.01)
     all_stats = [SessionStats() for _ in range(sessions)]
-    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.gather(*(
-        run_session(IMPLEMENTATIONS[implementation](), url, blocks,
-                    start_at + TICK * index / sessions, stats)
-        for index, (url, stats) in enumerate(zip(urls, all_stats, strict=True))))
-    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    steady_cpu: list[float] = []
+
+    async def sample_cpu(at: float) -> None:
+        # CPU of the steady state only: connecting and closing are not per-second costs.
+        await asyncio.sleep(at - loop.time())
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        steady_cpu.append(usage.ru_utime + usage.ru_stime)
+
+    steady_seconds = len(blocks) * TICK - 0.5
+    await asyncio.gather(
+        sample_cpu(start_at + 0.25),
+        sample_cpu(start_at + 0.25 + steady_seconds),
+        *(run_session(IMPLEMENTATIONS[implementation](), url, blocks,
+                      start_at + TICK * index / sessions, stats)
+          for index, (url, stats) in enumerate(zip(urls, all_stats, strict=True))))
     lateness = np.array([x for s in all_stats for x in s.lateness] or [0.0])
     errors = [s.error for s in all_stats if s.error]
     figures = {
@@ -232,8 +241,9 @@ async def run_trial(implementation: str, sessions: int, seconds: float,
         "sessions_without_agent_audio": sum(1 for s in all_stats if s.agent_samples == 0),
         "lateness_p99_ms": float(np.percentile(lateness, 99) * 1000),
         "lateness_max_ms": float(lateness.max() * 1000),
-        "cpu_seconds": (cpu_after.ru_utime + cpu_after.ru_stime)
-        - (cpu_before.ru_utime + cpu_before.ru_stime),
+        # One core's worth of these sessions: 1000 / this figure.
+        "cpu_ms_per_session_second": (steady_cpu[1] - steady_cpu[0]) * 1000
+        / (sessions * steady_seconds),
     }
     figures["passed"] = (
         figures["errors"] == 0
@@ -274,7 +284,8 @@ def trial_in_subprocess(implementation: str, sessions: int, seconds: float, base
                                check=False)
     if completed.returncode != 0:
         return {"implementation": implementation, "sessions": sessions, "passed": False,
-                "first_error": completed.stderr.strip().splitlines()[-1:]}
+                "returncode": completed.returncode,
+                "first_error": completed.stderr.strip().splitlines()[-3:]}
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
@@ -311,6 +322,10 @@ def main() -> None:
     parser.add_argument("--client-cpu", type=int, default=0)
     parser.add_argument("--emulator-cpu", type=int, default=1)
     parser.add_argument("--budget", type=float, default=240.0, help="seconds for the search")
+    parser.add_argument("--fixed", type=int, default=48,
+                        help="sessions of the fixed-load CPU comparison")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="interleaved runs of the fixed-load comparison")
     args = parser.parse_args()
     if args.trial:
         print(json.dumps(asyncio.run(run_trial(args.trial, args.sessions, args.seconds,
@@ -324,18 +339,29 @@ def main() -> None:
     try:
         assert emulator.stdout is not None
         base_url = emulator.stdout.readline().split()[-1]
-        deadline = time.monotonic() + args.budget / 2
         capacity: dict[str, int] = {}
 
         def log(figures: dict[str, Any]) -> None:
             print(json.dumps(figures), flush=True)
 
+        # CPU per session-second at a load both sustain: robust to other processes' noise.
+        cpu_cost: dict[str, float] = {}
+        for _ in range(args.repeats):
+            for implementation in ("reference", "ours"):
+                figures = trial_in_subprocess(implementation, args.fixed, args.seconds,
+                                              base_url, args.client_cpu)
+                log(figures)
+                cost = figures.get("cpu_ms_per_session_second", float("inf"))
+                cpu_cost[implementation] = min(cpu_cost.get(implementation, cost), cost)
         for implementation in ("reference", "ours"):
+            deadline = time.monotonic() + args.budget / 2
             capacity[implementation] = find_capacity(implementation, args, base_url, deadline,
                                                      log)
-            deadline = time.monotonic() + args.budget / 2
         ratio = capacity["ours"] / capacity["reference"] if capacity["reference"] else float("nan")
-        print(json.dumps({"sustained_sessions": capacity, "ratio": ratio,
+        print(json.dumps({"cpu_ms_per_session_second": cpu_cost,
+                          "sessions_per_core_by_cpu": {k: 1000 / v for k, v in cpu_cost.items()},
+                          "cpu_ratio": cpu_cost["reference"] / cpu_cost["ours"],
+                          "sustained_sessions": capacity, "ratio": ratio,
                           "criteria": {"p99_lateness_ms": P99_LATENESS_LIMIT * 1000,
                                        "max_lateness_ms": MAX_LATENESS_LIMIT * 1000}}))
     finally:
