@@ -112,6 +112,15 @@ def test_channel_errors() -> None:
         ResampleStream(48000, 16000, 2).resample_chunk(np.zeros((10, 3), np.float32))
     with pytest.raises(ValueError, match=r"Channel num\(0\)"):
         resample(np.zeros((10, 0), np.float32), 48000, 16000)
+    with pytest.raises(ValueError, match="Channel num mismatch"):  # mono into a stereo stream
+        ResampleStream(48000, 16000, 2).resample_chunk(np.zeros(10, np.float32))
+
+
+def test_zero_dim_input_is_value_error() -> None:
+    with pytest.raises(ValueError, match=rs.NDIM_ERR):
+        resample(np.float32(1.0), 48000, 16000)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rs.NDIM_ERR):
+        ResampleStream(48000, 16000, 1).resample_chunk(np.array(1.0, np.float32))
 
 
 def test_vr_is_refused() -> None:

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "anunzi/resampler.hpp"
 
@@ -62,25 +63,30 @@ class PyResampler {
       : type_(sample_type_of_name(dtype)),
         core_(in_rate, out_rate, num_channels, quality_of(quality), type_, anunzi::select_isa()) {}
 
+  // Accepts 1-D (mono) or 2-D [frames, channels]; the result has the input's ndim.
   py::array process(const py::array& x, bool last) {
-    if (x.ndim() != 2) throw py::value_error("Input must be 1-D or 2-D array");
+    const auto ndim = x.ndim();
+    if (ndim != 1 && ndim != 2) throw py::value_error("Input must be 1-D or 2-D array");
     if (sample_type_of(x.dtype()) != type_)
       throw py::type_error("Input dtype does not match the stream's dtype");
-    if (static_cast<std::size_t>(x.shape(1)) != core_.num_channels())
-      throw py::value_error("Channel num mismatch");
+    const std::size_t channels = ndim == 2 ? static_cast<std::size_t>(x.shape(1)) : 1;
+    if (channels != core_.num_channels()) throw py::value_error("Channel num mismatch");
     const auto item = x.itemsize();
-    if (x.strides(0) % item != 0 || x.strides(1) % item != 0)
+    const py::ssize_t frame_stride = x.strides(0);
+    const py::ssize_t channel_stride = ndim == 2 ? x.strides(1) : item;
+    if (frame_stride % item != 0 || channel_stride % item != 0)
       throw py::value_error("Input strides must be multiples of the item size");
     const anunzi::StridedConstView in{x.data(), type_, static_cast<std::size_t>(x.shape(0)),
-                                      x.strides(0) / item, x.strides(1) / item};
+                                      frame_stride / item, channel_stride / item};
     std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
     if (!lock.owns_lock())
       throw std::runtime_error("ResampleStream used from two threads at once");
     const std::size_t n_out = core_.output_frames_for(in.frames, last);
-    py::array y(dtype_of(type_),
-                {static_cast<py::ssize_t>(n_out), static_cast<py::ssize_t>(core_.num_channels())});
+    std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(n_out)};
+    if (ndim == 2) shape.push_back(static_cast<py::ssize_t>(channels));
+    py::array y(dtype_of(type_), shape);
     const anunzi::StridedView out{y.mutable_data(), type_, n_out,
-                                  static_cast<std::ptrdiff_t>(core_.num_channels()), 1};
+                                  static_cast<std::ptrdiff_t>(channels), 1};
     {
       py::gil_scoped_release release;
       core_.process(in, last, out);
@@ -104,7 +110,7 @@ class PyResampler {
 };
 
 py::array oneshot(const py::array& x, double in_rate, double out_rate, int quality) {
-  if (x.ndim() != 2) throw py::value_error("Input must be 1-D or 2-D array");
+  if (x.ndim() != 1 && x.ndim() != 2) throw py::value_error("Input must be 1-D or 2-D array");
   const anunzi::SampleType type = sample_type_of(x.dtype());
   std::string name;
   switch (type) {
@@ -121,7 +127,8 @@ py::array oneshot(const py::array& x, double in_rate, double out_rate, int quali
       name = "int32";
       break;
   }
-  PyResampler r(in_rate, out_rate, static_cast<std::size_t>(x.shape(1)), quality, name);
+  const auto channels = x.ndim() == 2 ? static_cast<std::size_t>(x.shape(1)) : 1;
+  PyResampler r(in_rate, out_rate, channels, quality, name);
   return r.process(x, true);
 }
 
@@ -139,7 +146,8 @@ PYBIND11_MODULE(_resampler, m) {
       .def(py::init<double, double, std::size_t, int, const std::string&>(), py::arg("in_rate"),
            py::arg("out_rate"), py::arg("num_channels"), py::arg("quality"), py::arg("dtype"))
       .def("process", &PyResampler::process, py::arg("x"), py::arg("last"),
-           "Resample a 2-D [frames, channels] chunk of the stream's dtype; returns a new array.")
+           "Resample a 1-D or 2-D [frames, channels] chunk of the stream's dtype; returns a new\n"
+           "array of the same ndim.")
       .def("clear", &PyResampler::clear)
       .def("delay", [](const PyResampler& r) { return r.core().delay(); })
       .def("num_clips", [](const PyResampler& r) { return r.core().num_clips(); })
@@ -158,7 +166,7 @@ PYBIND11_MODULE(_resampler, m) {
       });
 
   m.def("oneshot", &oneshot, py::arg("x"), py::arg("in_rate"), py::arg("out_rate"),
-        py::arg("quality"), "Resample a whole 2-D [frames, channels] array; returns a new array.");
+        py::arg("quality"), "Resample a whole 1-D or 2-D [frames, channels] array; returns a new array.");
   m.def(
       "supported_isas",
       [] {

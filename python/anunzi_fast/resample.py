@@ -54,7 +54,7 @@ DTYPE_ERR = "Data type must be one of [float32, float64, int16, int32], not {}"
 DTYPE_UNMATCH_ERR = "Input should be a `np.ndarray` with matching dtype for ResampleStream({})."
 QUALITY_ERR = "Quality must be one of [QQ, LQ, MQ, HQ, VHQ]"
 NDIM_ERR = "Input must be 1-D or 2-D array"
-CHANNEL_MISMATCH_ERR = "Channel num mismatch"
+CHANNEL_MISMATCH_ERR = "Channel num mismatch"  # raised by the compiled core
 VR_ERR = "Variable-rate resampling (vr=True) is not supported by anunzi-fast"
 
 _SUPPORTED_DTYPES = (
@@ -168,16 +168,10 @@ class ResampleStream:
         """
         if type(x) is not np.ndarray or x.dtype != self._type:
             raise TypeError(DTYPE_UNMATCH_ERR.format(self._type))
-        y: np.ndarray
-        if x.ndim == 1:
-            y = self._core.process(x[:, np.newaxis], bool(last))
-            return y[:, 0]
-        if x.ndim == 2:
-            if x.shape[1] != self._num_channels:
-                raise ValueError(CHANNEL_MISMATCH_ERR)
-            y = self._core.process(x, bool(last))
-            return y
-        raise ValueError(NDIM_ERR)
+        if x.ndim > 2:
+            raise ValueError(NDIM_ERR)
+        y: np.ndarray = self._core.process(x, bool(last))  # 1-D stays 1-D
+        return y
 
     def num_clips(self) -> int:
         """Number of output samples clipped so far (int16/int32 streams only; else 0)."""
@@ -230,13 +224,9 @@ def resample(x: npt.ArrayLike, in_rate: float, out_rate: float, quality: Any = "
         x = np.asarray(x, dtype=np.float32)
     _check_dtype(x.dtype)
     q = _quality_to_enum(quality)
-    y: np.ndarray
-    if x.ndim == 1:
-        y = _resampler.oneshot(x[:, np.newaxis], float(in_rate), float(out_rate), q)
-        return y[:, 0]
-    if x.ndim == 2:
-        if x.shape[1] < 1 or x.shape[1] > CHANNEL_LIMIT:
-            raise ValueError(CHANNEL_ERR.format(x.shape[1]))
-        y = _resampler.oneshot(x, float(in_rate), float(out_rate), q)
-        return y
-    raise ValueError(NDIM_ERR)
+    if x.ndim > 2:
+        raise ValueError(NDIM_ERR)
+    if x.ndim == 2 and (x.shape[1] < 1 or x.shape[1] > CHANNEL_LIMIT):
+        raise ValueError(CHANNEL_ERR.format(x.shape[1]))
+    y: np.ndarray = _resampler.oneshot(x, float(in_rate), float(out_rate), q)
+    return y
