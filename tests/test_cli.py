@@ -166,6 +166,16 @@ def test_failures_are_one_line_with_the_right_exit_code(
     assert all(key not in line for line in err)
 
 
+def test_output_is_written_even_when_the_session_fails(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    path, _ = speech_wav
+    output = tmp_path / "partial.wav"
+    assert main([*server.call_args(Fault.CLOSE_1011.value), "--input", str(path),
+                 "--output", str(output), *FAST]) == 4
+    assert read_wav(output).samples.tobytes() == bytes(server.finished_session().sent)
+
+
 def test_unknown_assistant_and_reused_session_url_exit_3(
     speech_wav: tuple[Path, np.ndarray], capsys: pytest.CaptureFixture[str]
 ) -> None:

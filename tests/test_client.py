@@ -423,3 +423,16 @@ async def test_wss_sessions_share_one_tls_context(monkeypatch: pytest.MonkeyPatc
             await connect("wss://example.invalid/websocket/start?token=abcdef123").open()
     assert seen[0]["ssl"] is seen[1]["ssl"] is auth.shared_ssl_context()
     assert seen[0]["compression"] is None and seen[0]["max_size"] == 2**20
+
+
+async def test_reconnect_stops_on_a_credentials_error(emulator: Emulator) -> None:
+    from anunzi_fast.errors import AuthenticationError
+
+    async with asyncio.timeout(TEST_TIMEOUT):
+        async with open_call(emulator, Fault.CLOSE_1011, reconnect=True) as call:
+            emulator.api_keys = ("rotated-key-1",)  # the key is revoked mid-call
+            await call.send_client_ready()
+            with pytest.raises(AuthenticationError):
+                async for _ in call:
+                    pass
+        assert call.metrics.reconnects == 1 and len(emulator.sessions) == 1

@@ -232,12 +232,13 @@ async def run_call(
                 status.finish()
             if not receiver.done():
                 await call.close()
+            # Write what arrived even if the session failed: it helps to find out why.
+            agent = np.concatenate(agent_chunks) if agent_chunks else np.zeros(0, np.int16)
+            if options.output and options.output != "speaker":
+                write_output(options.output, agent, options.output_rate)
+            if recorder is not None and options.record:
+                recorder.write(options.record)
             await receiver  # raises if the session ended abnormally
-    agent = np.concatenate(agent_chunks) if agent_chunks else np.zeros(0, np.int16)
-    if options.output and options.output != "speaker":
-        write_output(options.output, agent, options.output_rate)
-    if recorder is not None and options.record:
-        recorder.write(options.record)
     return CallResult(call, agent)
 
 

@@ -546,6 +546,9 @@ class Call:
             except (NetworkError, ServerError, SessionTokenRejectedError) as exc:
                 _logger.info("reconnection attempt %d failed: %s", attempt, exc)
                 continue
+            except AnunziError as exc:  # e.g. the key was revoked: retrying cannot help
+                self._reader_failure = exc
+                return False
             # A new session: new framing state, and the agent must hear client_ready again.
             self._protocol = SessionProtocol()
             self._ws = ws

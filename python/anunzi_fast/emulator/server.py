@@ -156,8 +156,8 @@ class Emulator:
             raise InvalidArgumentError(f"pace must be 'realtime' or 'fast', not {pace!r}")
         self.host = host
         self._requested_port = port
-        self._api_keys = tuple(api_keys)
-        if not self._api_keys:
+        self.api_keys = tuple(api_keys)
+        if not self.api_keys:
             raise InvalidArgumentError("the emulator needs at least one API key")
         self.assistant_ids = None if assistant_ids is None else frozenset(assistant_ids)
         self.tokens = TokenStore(token_ttl)
@@ -257,7 +257,7 @@ class Emulator:
         authorization = request.headers.get("Authorization", "")
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not any(
-            hmac.compare_digest(key.encode(), known.encode()) for known in self._api_keys
+            hmac.compare_digest(key.encode(), known.encode()) for known in self.api_keys
         ):
             return connection.respond(401, "missing or wrong API key\n")
         if not assistant_id or "/" in assistant_id:
