@@ -85,11 +85,6 @@ class BufferView {
     return static_cast<std::size_t>(view_.len / (view_.itemsize ? view_.itemsize : 1));
   }
   char* data() const { return static_cast<char*>(view_.buf); }
-  std::vector<py::ssize_t> shape() const {
-    if (view_.ndim == 0) return {};
-    if (view_.shape == nullptr) return {static_cast<py::ssize_t>(num_items())};
-    return {view_.shape, view_.shape + view_.ndim};
-  }
 
  private:
   bool try_numpy_fast_path(PyObject* obj, bool writable, std::size_t export_from) {

@@ -46,8 +46,26 @@ struct InputWalk {
   const char* data = nullptr;
   std::size_t n = 0;
   std::ptrdiff_t stride = 1;  // in elements
-  std::vector<py::ssize_t> shape;
+  bool keep_shape = false;  // raw bytes give a 1-D result; arrays keep their shape
+  int ndim = 1;
+  const py::ssize_t* shape = nullptr;
 };
+
+// A new C-contiguous numpy array straight from numpy's C API: pybind11's array_t constructor
+// builds shape and stride vectors on the heap, which costs more than converting 1000 samples.
+template <typename T>
+py::array new_array(const InputWalk& w) {
+  auto& api = py::detail::npy_api::get();
+  const py::ssize_t flat[1] = {static_cast<py::ssize_t>(w.n)};
+  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
+  // PyArray_NewFromDescr takes over the reference to descr, also when it fails.
+  PyObject* array = api.PyArray_NewFromDescr_(
+      api.PyArray_Type_, descr, w.keep_shape ? w.ndim : 1,
+      w.keep_shape ? w.shape : flat,
+      nullptr, nullptr, 0, nullptr);
+  if (array == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(array);
+}
 
 InputWalk walk_input(const BufferView& in, std::size_t itemsize) {
   const Py_buffer& v = in.view();
@@ -60,10 +78,11 @@ InputWalk walk_input(const BufferView& in, std::size_t itemsize) {
                             " is not a multiple of the sample size " + std::to_string(itemsize));
     }
     w.n = static_cast<std::size_t>(v.len) / itemsize;
-    w.shape = {static_cast<py::ssize_t>(w.n)};
     return w;
   }
-  w.shape = in.shape();
+  w.keep_shape = true;
+  w.ndim = v.ndim;
+  w.shape = v.shape;
   if (in.c_contiguous()) {
     w.n = in.num_items();
     return w;
@@ -89,8 +108,8 @@ template <typename T>
 void prepare_output(Output<T>& o, py::handle out, const BufferView& in, const InputWalk& w,
                     SampleType expected, const char* expected_name) {
   if (out.is_none()) {
-    py::array_t<T> array(w.shape);
-    o.data = array.mutable_data();
+    py::array array = new_array<T>(w);
+    o.data = static_cast<T*>(array.mutable_data());
     o.object = std::move(array);
     return;
   }
