@@ -6,6 +6,7 @@
 // memory; different paths may differ in the last bits.
 #include "resampler_kernels.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -89,40 +90,115 @@ __attribute__((target("avx2,fma"))) double hsum256_pd(__m256d v) {
   return _mm_cvtsd_f64(s);
 }
 
-__attribute__((target("avx2,fma"))) float dot_avx2_f(const float* c, const float* x,
-                                                     std::size_t k) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-         a3 = _mm256_setzero_ps();
-  std::size_t i = 0;
-  for (; i + 32 <= k; i += 32) {
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(c + i), _mm256_loadu_ps(x + i), a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(c + i + 8), _mm256_loadu_ps(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(c + i + 16), _mm256_loadu_ps(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(c + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+
+
+// ---- AVX2 group kernels: the same grouping as AVX-512, minus the permutation (AVX2 has no
+// two-source permute): outputs share a coefficient row or a window, else load their own
+// windows unaligned. One accumulator per output, chunks in order, one fixed reduction tree.
+template <typename S>
+struct Avx2Ops;
+
+template <>
+struct Avx2Ops<float> {
+  static constexpr std::size_t kLanes = 8;
+  using Vec = __m256;
+  __attribute__((target("avx2,fma"), always_inline)) static Vec zero() {
+    return _mm256_setzero_ps();
   }
-  if (i < k) {  // k is a multiple of 16
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(c + i), _mm256_loadu_ps(x + i), a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(c + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+  __attribute__((target("avx2,fma"), always_inline)) static Vec load(const float* p) {
+    return _mm256_loadu_ps(p);
   }
-  return hsum256_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  __attribute__((target("avx2,fma"), always_inline)) static Vec fma(Vec a, Vec b, Vec c) {
+    return _mm256_fmadd_ps(a, b, c);
+  }
+  __attribute__((target("avx2,fma"), always_inline)) static float reduce(Vec a) {
+    return hsum256_ps(a);
+  }
+};
+
+template <>
+struct Avx2Ops<double> {
+  static constexpr std::size_t kLanes = 4;
+  using Vec = __m256d;
+  __attribute__((target("avx2,fma"), always_inline)) static Vec zero() {
+    return _mm256_setzero_pd();
+  }
+  __attribute__((target("avx2,fma"), always_inline)) static Vec load(const double* p) {
+    return _mm256_loadu_pd(p);
+  }
+  __attribute__((target("avx2,fma"), always_inline)) static Vec fma(Vec a, Vec b, Vec c) {
+    return _mm256_fmadd_pd(a, b, c);
+  }
+  __attribute__((target("avx2,fma"), always_inline)) static double reduce(Vec a) {
+    return hsum256_pd(a);
+  }
+};
+
+enum class Avx2Share { kRow, kWindow, kNone };
+
+template <typename S, int G, Avx2Share kShare>
+__attribute__((target("avx2,fma"))) void group_avx2(const S* const* rows, const S* const* xs,
+                                                   std::size_t k, S* out) {
+  using Ops = Avx2Ops<S>;
+  using Vec = typename Ops::Vec;
+  constexpr std::size_t kW = Ops::kLanes;
+  Vec acc[G];
+  for (int o = 0; o < G; ++o) acc[o] = Ops::zero();
+  const std::size_t chunks = k / kW;
+  for (std::size_t j = 0; j < chunks; ++j) {
+    if (kShare == Avx2Share::kRow) {
+      const Vec c = Ops::load(rows[0] + kW * j);
+      for (int o = 0; o < G; ++o) acc[o] = Ops::fma(c, Ops::load(xs[o] + kW * j), acc[o]);
+    } else if (kShare == Avx2Share::kWindow) {
+      const Vec w = Ops::load(xs[0] + kW * j);
+      for (int o = 0; o < G; ++o) acc[o] = Ops::fma(Ops::load(rows[o] + kW * j), w, acc[o]);
+    } else {
+      for (int o = 0; o < G; ++o) {
+        acc[o] = Ops::fma(Ops::load(rows[o] + kW * j), Ops::load(xs[o] + kW * j), acc[o]);
+      }
+    }
+  }
+  for (int o = 0; o < G; ++o) out[o] = Ops::reduce(acc[o]);
 }
 
-__attribute__((target("avx2,fma"))) double dot_avx2_d(const double* c, const double* x,
-                                                      std::size_t k) {
-  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(),
-          a3 = _mm256_setzero_pd();
-  std::size_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    a0 = _mm256_fmadd_pd(_mm256_loadu_pd(c + i), _mm256_loadu_pd(x + i), a0);
-    a1 = _mm256_fmadd_pd(_mm256_loadu_pd(c + i + 4), _mm256_loadu_pd(x + i + 4), a1);
-    a2 = _mm256_fmadd_pd(_mm256_loadu_pd(c + i + 8), _mm256_loadu_pd(x + i + 8), a2);
-    a3 = _mm256_fmadd_pd(_mm256_loadu_pd(c + i + 12), _mm256_loadu_pd(x + i + 12), a3);
+template <typename S, Avx2Share kShare>
+void group_avx2_n(const S* const* rows, const S* const* xs, std::size_t k, std::size_t g,
+                  S* out) {
+  switch (g) {
+    case 1:
+      return group_avx2<S, 1, kShare>(rows, xs, k, out);
+    case 2:
+      return group_avx2<S, 2, kShare>(rows, xs, k, out);
+    case 3:
+      return group_avx2<S, 3, kShare>(rows, xs, k, out);
+    case 4:
+      return group_avx2<S, 4, kShare>(rows, xs, k, out);
+    case 5:
+      return group_avx2<S, 5, kShare>(rows, xs, k, out);
+    case 6:
+      return group_avx2<S, 6, kShare>(rows, xs, k, out);
+    case 7:
+      return group_avx2<S, 7, kShare>(rows, xs, k, out);
+    default:
+      return group_avx2<S, 8, kShare>(rows, xs, k, out);
   }
-  if (i < k) {  // k is a multiple of 8
-    a0 = _mm256_fmadd_pd(_mm256_loadu_pd(c + i), _mm256_loadu_pd(x + i), a0);
-    a1 = _mm256_fmadd_pd(_mm256_loadu_pd(c + i + 4), _mm256_loadu_pd(x + i + 4), a1);
+}
+
+template <typename S>
+void group_avx2_dispatch(const S* const* rows, const S* const* xs, const S* /*block*/,
+                         std::size_t k, std::size_t g, S* out) {
+  bool same_row = true, same_window = true;
+  for (std::size_t o = 1; o < g; ++o) {
+    same_row = same_row && rows[o] == rows[0];
+    same_window = same_window && xs[o] == xs[0];
   }
-  return hsum256_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  if (same_row) return group_avx2_n<S, Avx2Share::kRow>(rows, xs, k, g, out);
+  if (same_window) return group_avx2_n<S, Avx2Share::kWindow>(rows, xs, k, g, out);
+  // Unshared outputs need two pointers each: in fours they stay in the 16 general registers.
+  for (std::size_t o = 0; o < g; o += 4) {
+    group_avx2_n<S, Avx2Share::kNone>(rows + o, xs + o, k, std::min<std::size_t>(4, g - o),
+                                      out + o);
+  }
 }
 
 // ---- AVX-512 group kernels. Up to kMaxGroup outputs are computed together so that loads are
@@ -330,7 +406,7 @@ Kernels<float> kernels_for<float>(Isa isa) {
     case Isa::kSse2:
       return {group_from<float, dot_sse2_f>};
     case Isa::kAvx2:
-      return {group_from<float, dot_avx2_f>};
+      return {group_avx2_dispatch<float>};
     case Isa::kAvx512:
       return {group_avx512_dispatch<float>};
 #endif
@@ -346,7 +422,7 @@ Kernels<double> kernels_for<double>(Isa isa) {
     case Isa::kSse2:
       return {group_from<double, dot_sse2_d>};
     case Isa::kAvx2:
-      return {group_from<double, dot_avx2_d>};
+      return {group_avx2_dispatch<double>};
     case Isa::kAvx512:
       return {group_avx512_dispatch<double>};
 #endif
