@@ -358,3 +358,24 @@ def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
     speaker_out = np.concatenate(played)
     assert np.abs(speaker_out).max() > 0.2 and np.all(np.abs(speaker_out) <= 1.0)
     assert result.call.metrics.samples_received > 0  # type: ignore[attr-defined]
+
+
+def test_unwritable_output_and_internal_errors_are_one_line(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, _ = speech_wav
+    unwritable = tmp_path / "no-such-dir" / "out.wav"
+    assert main([*server.call_args(), "--input", str(path), "--output", str(unwritable),
+                 *FAST]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("anunzi-fast: error:")
+
+    from anunzi_fast import cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "print_summary", broken)
+    assert main([*server.call_args(), "--input", str(path), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: a bug" in err and "Traceback" not in err

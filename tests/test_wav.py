@@ -83,3 +83,9 @@ def test_bundled_sample_is_small_real_speech() -> None:
     assert audio.samples.dtype == np.int16 and audio.channels == 1
     assert 2.0 < audio.duration < 10.0
     assert np.abs(audio.samples).max() > 10_000  # not silence
+
+
+def test_unwritable_path_is_a_caller_error(tmp_path: Path) -> None:
+    for samples in (np.zeros(4, np.int16), np.zeros(4, np.float32)):
+        with pytest.raises(InvalidArgumentError, match="cannot write"):
+            write_wav(tmp_path / "missing-dir" / "x.wav", samples, 16_000)

@@ -48,6 +48,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_CREDENTIALS = 3
 EXIT_NETWORK = 4
+EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
 TICK_SECONDS = 0.020  # one microphone block, the pacing unit of real-time sending
@@ -459,6 +460,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(exc)
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line, unless asked for the traceback
+        if args.verbose:
+            raise
+        print(f"{PROGRAM}: internal error: {type(exc).__name__}: {redact(str(exc))} "
+              "(run with -v for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 async def _run(command: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:

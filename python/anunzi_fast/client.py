@@ -301,7 +301,7 @@ class Call:
                 self.assistant_id, self._api_key, base_url=self._base_url, retry=self._retry
             )
         options = dict(self._ws_options)
-        if url.startswith("wss://"):
+        if url[:6].lower() == "wss://":
             options["ssl"] = shared_ssl_context()  # not a new CA bundle load per session
         try:
             return await ws_connect(url, **options)

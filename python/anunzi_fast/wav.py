@@ -125,8 +125,18 @@ def write_wav(
     if array.ndim not in (1, 2) or array.dtype not in (np.int16, np.float32):
         raise InvalidArgumentError("write_wav takes 1-D or 2-D int16 or float32 samples")
     channels = 1 if array.ndim == 1 else array.shape[1]
+    try:
+        _write(path, array, channels, sample_rate)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot write {os.fspath(path)!r}: {exc.strerror}") from exc
+
+
+def _write(
+    path: str | os.PathLike[str], array: npt.NDArray[Any], channels: int, sample_rate: int
+) -> None:
     if array.dtype == np.int16:
-        with wave.open(os.fspath(path), "wb") as out:
+        # Open the file first: wave.open(path) leaves a broken object behind if that fails.
+        with open(path, "wb") as file, wave.open(file, "wb") as out:
             out.setnchannels(channels)
             out.setsampwidth(2)
             out.setframerate(sample_rate)
