@@ -269,6 +269,18 @@ async def test_both_clients_sustain_a_few_realtime_sessions() -> None:
             assert figures["lateness_max_ms"] < 500, figures
 
 
+def test_capacity_search_doubles_then_bisects() -> None:
+    search = CapacitySearch("ours", 16)
+    limit = 100  # trials pass up to this many sessions
+    tried = []
+    while not search.done:
+        tried.append(search.sessions)
+        search.record(search.sessions <= limit)
+    assert tried[:4] == [16, 32, 64, 128]
+    assert 90 <= search.passed <= limit and search.failed is not None
+    assert search.failed - search.passed <= max(2, search.passed // 10)
+
+
 # --- the full measurement ---------------------------------------------------------------------
 
 
@@ -290,26 +302,46 @@ def trial_in_subprocess(implementation: str, sessions: int, seconds: float, base
     return result
 
 
-def find_capacity(implementation: str, args: argparse.Namespace, base_url: str,
-                  deadline: float, log: Callable[[dict[str, Any]], None]) -> int:
-    """Double N until a trial fails, then bisect; return the largest passing N."""
-    passed, failed = 0, None
-    sessions = args.start
-    while time.monotonic() < deadline:
-        figures = trial_in_subprocess(implementation, sessions, args.seconds, base_url,
-                                      args.client_cpu)
-        log(figures)
-        if figures["passed"]:
-            passed = sessions
+@dataclass
+class CapacitySearch:
+    """Double N until a trial fails, then bisect, for one implementation."""
+
+    implementation: str
+    sessions: int
+    passed: int = 0
+    failed: int | None = None
+    done: bool = False
+
+    def record(self, trial_passed: bool) -> None:
+        if trial_passed:
+            self.passed = self.sessions
         else:
-            failed = sessions
-        if failed is None:
-            sessions *= 2
-        elif failed - passed <= max(2, passed // 10):
-            break
+            self.failed = self.sessions
+        if self.failed is None:
+            self.sessions *= 2
+        elif self.failed - self.passed <= max(2, self.passed // 10):
+            self.done = True
         else:
-            sessions = (passed + failed) // 2
-    return passed
+            self.sessions = (self.passed + self.failed) // 2
+
+
+def find_capacities(args: argparse.Namespace, base_url: str,
+                    log: Callable[[dict[str, Any]], None]) -> dict[str, int]:
+    """The largest passing N of each implementation, their trials interleaved.
+
+    Interleaving matters on a shared machine: load that comes and goes then hits both
+    clients alike instead of biasing whichever ran during it.
+    """
+    searches = [CapacitySearch(name, args.start) for name in ("reference", "ours")]
+    deadline = time.monotonic() + args.budget
+    while time.monotonic() < deadline and not all(search.done for search in searches):
+        for search in searches:
+            if not search.done:
+                figures = trial_in_subprocess(search.implementation, search.sessions,
+                                              args.seconds, base_url, args.client_cpu)
+                log(figures)
+                search.record(bool(figures["passed"]))
+    return {search.implementation: search.passed for search in searches}
 
 
 def main() -> None:
@@ -339,7 +371,6 @@ def main() -> None:
     try:
         assert emulator.stdout is not None
         base_url = emulator.stdout.readline().split()[-1]
-        capacity: dict[str, int] = {}
 
         def log(figures: dict[str, Any]) -> None:
             print(json.dumps(figures), flush=True)
@@ -353,10 +384,7 @@ def main() -> None:
                 log(figures)
                 cost = figures.get("cpu_ms_per_session_second", float("inf"))
                 cpu_cost[implementation] = min(cpu_cost.get(implementation, cost), cost)
-        for implementation in ("reference", "ours"):
-            deadline = time.monotonic() + args.budget / 2
-            capacity[implementation] = find_capacity(implementation, args, base_url, deadline,
-                                                     log)
+        capacity = find_capacities(args, base_url, log)
         ratio = capacity["ours"] / capacity["reference"] if capacity["reference"] else float("nan")
         print(json.dumps({"cpu_ms_per_session_second": cpu_cost,
                           "sessions_per_core_by_cpu": {k: 1000 / v for k, v in cpu_cost.items()},
