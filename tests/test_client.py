@@ -436,3 +436,27 @@ async def test_reconnect_stops_on_a_credentials_error(emulator: Emulator) -> Non
                 async for _ in call:
                     pass
         assert call.metrics.reconnects == 1 and len(emulator.sessions) == 1
+
+
+async def test_handshake_statuses_map_to_peer_errors(emulator: Emulator) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request, Response
+
+    from anunzi_fast.errors import RemoteProtocolError
+
+    def unavailable(connection: ServerConnection, request: Request) -> Response:
+        return connection.respond(503, "maintenance\n")
+
+    async def never(connection: ServerConnection) -> None:
+        raise AssertionError("no handshake should complete")
+
+    async with asyncio.timeout(TEST_TIMEOUT):
+        with pytest.raises(RemoteProtocolError, match="404"):
+            async with connect(f"ws://127.0.0.1:{emulator.port}/elsewhere?token=abcdef123"):
+                pass
+        async with serve(never, "127.0.0.1", 0, process_request=unavailable) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            with pytest.raises(ServerError) as info:
+                async with connect(f"ws://127.0.0.1:{port}/websocket/start?token=abcdef123"):
+                    pass
+            assert info.value.status == 503
