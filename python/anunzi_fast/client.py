@@ -464,7 +464,9 @@ class Call:
                         else:
                             events = self._protocol.receive_binary(message)
                         for event in events:
-                            await self._dispatch(event)
+                            self._observe(event)
+                            if self._queue_events:  # no coroutine per message otherwise
+                                await self._events.put(event)
                     code, reason = ws.close_code or 1000, ws.close_reason or ""
                 except ConnectionClosed as exc:
                     code = exc.rcvd.code if exc.rcvd is not None else ABNORMAL_CLOSURE
@@ -490,7 +492,8 @@ class Call:
                 self._events.get_nowait()  # the end must always be deliverable
             self._events.put_nowait(_END_OF_EVENTS)
 
-    async def _dispatch(self, event: Event) -> None:
+    def _observe(self, event: Event) -> None:
+        """Metrics and the jitter buffer: what every event updates, queued or not."""
         now = time.monotonic()
         if isinstance(event, AgentAudio):
             self._metrics.samples_received += len(event.samples)
@@ -500,7 +503,6 @@ class Call:
             self._feed_jitter_buffer(event.samples)
         elif isinstance(event, AgentReady) and self._metrics.agent_ready_after is None:
             self._metrics.agent_ready_after = now - self._opened_at
-        await self._put_event(event)
 
     def _feed_jitter_buffer(self, samples: npt.NDArray[np.int16]) -> None:
         if self.jitter_buffer is None:
