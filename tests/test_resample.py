@@ -425,3 +425,18 @@ def test_independent_streams_run_in_parallel_threads() -> None:
     overlap = min(a1, b1) - b0
     assert overlap > 0.5 * min(a1 - a0, b1 - b0), spans
     assert all(np.array_equal(r, expected) for r in results)
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate", "n"), [(7, 48000, 300), (96000, 700, 96000), (192000, 8000, 192000)]
+)
+def test_extreme_ratios_keep_length_and_dc(in_rate: int, out_rate: int, n: int) -> None:
+    y = resample(np.full(n, 0.25, np.float32), in_rate, out_rate)
+    assert len(y) == (2 * n * out_rate + in_rate) // (2 * in_rate)
+    middle = y[len(y) // 3 : 2 * len(y) // 3]  # far from both ends: only the DC gain shows
+    assert np.allclose(middle, 0.25, atol=1e-5)
+
+
+def test_design_too_large_is_value_error() -> None:
+    with pytest.raises(ValueError, match="too extreme"):
+        ResampleStream(192000, 1, 1, quality="VHQ")

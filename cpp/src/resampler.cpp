@@ -31,6 +31,8 @@ constexpr std::uint64_t kMaxStep = 1u << 20;
 constexpr std::uint64_t kMaxExactPhases = 4096;
 constexpr std::size_t kMaxExactTableBytes = std::size_t{8} << 20;
 constexpr std::uint64_t kInterpPhases = 256;
+// Refuse designs beyond this (e.g. 192 kHz -> 1 Hz at VHQ) rather than exhaust memory.
+constexpr double kMaxTableBytes = 256.0 * (1 << 20);
 // Input is buffered and consumed in blocks of this many frames so the history stays in cache.
 constexpr std::size_t kBlockFrames = 4096;
 
@@ -242,8 +244,13 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
     d->taps = (d->after + before_min + 1 + kLanes - 1) / kLanes * kLanes;
     d->before = d->taps - 1 - d->after;
   };
-  layout(up > kMaxExactPhases);
-  if (!d->interpolated && up * d->taps * sizeof(S) > kMaxExactTableBytes) layout(true);
+  // Interpolate between rows when there are too many phases, or when the exact table would be
+  // large and interpolation rows are fewer (never for strong decimation: one long row).
+  const bool big = up * d->taps * sizeof(S) > kMaxExactTableBytes;
+  layout(up > kMaxExactPhases || (big && up > kInterpPhases + 3));
+  const std::size_t rows = d->interpolated ? kInterpPhases + 3 : static_cast<std::size_t>(up);
+  if (static_cast<double>(rows) * static_cast<double>(d->taps) * sizeof(S) > kMaxTableBytes)
+    throw std::invalid_argument("sample rate ratio too extreme for this quality");
 
   auto h = [&](double t) {
     if (std::fabs(t) >= half_width) return 0.0;
