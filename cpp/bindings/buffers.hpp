@@ -33,7 +33,9 @@ inline const char* sample_type_name(SampleType t) {
 }
 
 // Native-order formats only: a byte-order prefix that means "little-endian" is accepted on
-// little-endian machines; big-endian data is an unsupported type.
+// little-endian machines; big-endian data is an unsupported type. Unsigned bytes ('B', 'c':
+// bytes, bytearray, their memoryviews) are raw data to reinterpret; numpy arrays of int8 or
+// uint8 are not (the caller checks), as that would be a silent conversion.
 inline SampleType classify_format(const char* format, Py_ssize_t itemsize) {
   if (format == nullptr) return itemsize == 1 ? SampleType::kBytes : SampleType::kOther;
   std::string f(format);
@@ -46,7 +48,7 @@ inline SampleType classify_format(const char* format, Py_ssize_t itemsize) {
   if (f == "h" && itemsize == 2) return SampleType::kInt16;
   if (f == "f" && itemsize == 4) return SampleType::kFloat32;
   if (f == "d" && itemsize == 8) return SampleType::kFloat64;
-  if ((f == "B" || f == "b" || f == "c") && itemsize == 1) return SampleType::kBytes;
+  if ((f == "B" || f == "c") && itemsize == 1) return SampleType::kBytes;
   return SampleType::kOther;
 }
 
@@ -75,6 +77,7 @@ class BufferView {
     }
     exported_ = true;
     type_ = classify_format(view_.format, view_.itemsize);
+    if (type_ == SampleType::kBytes && py::isinstance<py::array>(obj)) type_ = SampleType::kOther;
     return true;
   }
 
@@ -99,14 +102,13 @@ class BufferView {
     if (static_cast<std::size_t>(count) >= export_from) return false;
     const py::ssize_t itemsize = dtype.itemsize();
     type_ = SampleType::kOther;
-    if (dtype.byteorder() != '>') {
+    const char order = dtype.byteorder();
+    if (order == '=' || order == '|') {  // native; numpy writes '=' for native multi-byte types
       switch (dtype.num()) {
         case 3: type_ = SampleType::kInt16; break;     // NPY_SHORT
         case 11: type_ = SampleType::kFloat32; break;  // NPY_FLOAT
         case 12: type_ = SampleType::kFloat64; break;  // NPY_DOUBLE
-        case 1:                                        // NPY_BYTE
-        case 2: type_ = SampleType::kBytes; break;     // NPY_UBYTE
-        default: break;
+        default: break;                                // int8/uint8 arrays are not raw bytes
       }
     }
     view_.buf = a->data;

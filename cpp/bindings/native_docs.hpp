@@ -14,7 +14,9 @@ Parameters
 ----------
 samples : buffer of float32 or float64
     A numpy array (any shape, C-contiguous, or a 1-D strided view, which is read in place),
-    a memoryview, or raw bytes/bytearray (read as native float32). It is read without copying.
+    a memoryview, or raw bytes/bytearray (read as native float32). It is read without copying
+    and need not be aligned. numpy arrays of other dtypes (int8 and uint8 included) are
+    rejected, never converted.
 out : writable C-contiguous int16 buffer, optional
     Where to write the result; must have as many elements as ``samples`` and must not overlap
     it. Without it a new array of ``samples``' shape is returned.
@@ -30,7 +32,8 @@ numpy.ndarray or object, or (result, int)
 Raises
 ------
 TypeError
-    ``samples`` is not a buffer or not float32/float64; ``out`` is not an int16 buffer.
+    ``samples`` is not a buffer or not float32/float64 (big-endian arrays included); ``out``
+    is not an int16 buffer.
 ValueError
     ``out`` is read-only, non-contiguous, of another size, or overlaps ``samples``;
     ``samples`` is non-contiguous with more than one dimension; raw bytes are not a multiple
@@ -105,9 +108,11 @@ Consumer side only. Remove and return up to ``max_samples`` samples as a new arr
 inline constexpr const char* kRingWaitReadable = R"doc(
 Consumer side only. Wait until at least ``num_samples`` samples can be read.
 
-Returns True when they can, False when ``timeout`` seconds passed first. The GIL is released
-while waiting, and waiting takes no lock: it spins briefly, then sleeps in steps of at most
-1 ms. Use it instead of polling, so the producer thread gets the GIL without a forced switch.
+Returns True when they can, False when ``timeout`` seconds passed first (it returns within
+about a millisecond of the timeout). The GIL is released while waiting, and waiting takes no
+lock: it spins briefly, then sleeps in short steps. Use it instead of polling: the producer
+thread then gets the GIL without a forced switch. When the producer also waits through the
+ring, the return is timed to when it is in its own wait, so the GIL changes hands cheaply.
 )doc";
 
 inline constexpr const char* kRingWaitWritable = R"doc(
@@ -122,9 +127,11 @@ A bounded playback queue between the network (producer) and the audio device (co
 
 Playback starts after ``prefill_ms`` of audio is buffered, or once a partial prefill has
 waited ``prefill_ms`` of pulls (so the last words of a turn always play), and prefills again
-after running dry. Running dry outputs silence, counts an underrun and never blocks. Pushing
-beyond ``max_ms`` drops the oldest audio. ``clear()`` (barge-in) drops everything. Nothing is
-lost silently: ``stats.samples_in == stats.samples_out + stats.dropped + stats.buffered``.
+after running dry. Running dry outputs silence, counts an underrun and never blocks; note that
+the end of every agent turn runs the buffer dry too, so ``stats.underruns`` counts turn ends
+as well as late audio. Pushing beyond ``max_ms`` drops the oldest audio. ``clear()``
+(barge-in) drops everything. Nothing is lost silently: whenever neither side is inside a call,
+``stats.samples_in == stats.samples_out + stats.dropped + stats.buffered``.
 
 Parameters
 ----------
@@ -140,7 +147,8 @@ dtype : str or numpy dtype, keyword-only, default "int16"
 Notes
 -----
 One producer thread calls ``push`` and ``clear``; one consumer thread (an audio callback)
-calls ``read_into`` and ``read``; ``stats`` may be read from anywhere.
+calls ``read_into`` and ``read``; ``stats`` may be read from anywhere (each counter is exact;
+read while the sides work, they come from slightly different moments).
 )doc";
 
 inline constexpr const char* kJitterPush = R"doc(

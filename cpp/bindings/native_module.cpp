@@ -237,8 +237,23 @@ void acquire_samples(SampleSpan& s, py::handle obj, SampleType t, bool writable,
   s.n = s.view.num_items();
 }
 
-std::size_t checked_count(const py::int_& value, const char* what, std::size_t max) {
-  const long long v = value.cast<long long>();
+// Any integer-like Python object (int, numpy integer), without pybind11's RuntimeError for
+// values beyond 64 bits: those are out of range like any other, a ValueError.
+long long as_integer(py::handle value, const char* what) {
+  PyObject* index = PyNumber_Index(value.ptr());
+  if (index == nullptr) {
+    PyErr_Clear();
+    throw py::type_error(std::string(what) + " must be an integer, got " + describe(value));
+  }
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (overflow != 0) throw py::value_error(std::string(what) + " is out of range");
+  return v;
+}
+
+std::size_t checked_count(py::handle value, const char* what, std::size_t max) {
+  const long long v = as_integer(value, what);
   if (v < 0 || static_cast<unsigned long long>(v) > max) {
     throw py::value_error(std::string(what) + " must be between 0 and " + std::to_string(max) +
                           ", got " + std::to_string(v));
@@ -258,8 +273,8 @@ std::chrono::nanoseconds checked_timeout(double seconds) {
 
 class PySpscRing {
  public:
-  PySpscRing(const py::int_& capacity, py::handle dtype) : type_(sample_type_from_dtype(dtype)) {
-    const long long c = capacity.cast<long long>();
+  PySpscRing(py::handle capacity, py::handle dtype) : type_(sample_type_from_dtype(dtype)) {
+    const long long c = as_integer(capacity, "capacity");
     constexpr auto kMax = anunzi::SpscRing<float>::kMaxCapacity;
     if (c < 1 || static_cast<unsigned long long>(c) > kMax) {
       throw py::value_error("capacity must be between 1 and 2**31 samples, got " +
@@ -290,7 +305,7 @@ class PySpscRing {
     });
   }
 
-  py::array read(const py::int_& max_samples) {
+  py::array read(py::handle max_samples) {
     const std::size_t wanted = std::min(checked_count(max_samples, "max_samples",
                                                       anunzi::SpscRing<float>::kMaxCapacity),
                                         readable());
@@ -301,8 +316,9 @@ class PySpscRing {
 
   // If the other side is still running Python when our wait ends, it holds the GIL, and
   // asking for the GIL now would put this thread to sleep in the kernel until the other one
-  // lets go (a wake-up costs 10-50 us). Spinning a little longer, until the other side is in
-  // its own wait (so the GIL is free), makes the hand-over nearly free.
+  // lets go (a wake-up costs 10-50 us). When the other side also waits through the ring,
+  // spinning a little longer, until it is in its own wait (so the GIL is free), makes the
+  // hand-over nearly free. A side that never waits (a network thread) gets no linger.
   template <typename OtherSideBusy>
   static void linger_while(OtherSideBusy busy) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
@@ -313,23 +329,29 @@ class PySpscRing {
     }
   }
 
-  bool wait_readable(const py::int_& num_samples, double timeout) {
+  bool wait_readable(py::handle num_samples, double timeout) {
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
+    if (readable() >= n) return true;  // no wait, so no GIL hand-over to smooth
     py::gil_scoped_release release;
     const bool ready =
         int16_ ? int16_->wait_for_readable(n, wait) : float_->wait_for_readable(n, wait);
-    linger_while([&] { return int16_ ? !int16_->producer_waiting() : !float_->producer_waiting(); });
+    if (int16_ ? int16_->producer_has_waited() : float_->producer_has_waited()) {
+      linger_while([&] { return int16_ ? !int16_->producer_waiting() : !float_->producer_waiting(); });
+    }
     return ready;
   }
 
-  bool wait_writable(const py::int_& num_samples, double timeout) {
+  bool wait_writable(py::handle num_samples, double timeout) {
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
+    if (writable() >= n) return true;
     py::gil_scoped_release release;
     const bool ready =
         int16_ ? int16_->wait_for_writable(n, wait) : float_->wait_for_writable(n, wait);
-    linger_while([&] { return int16_ ? !int16_->consumer_waiting() : !float_->consumer_waiting(); });
+    if (int16_ ? int16_->consumer_has_waited() : float_->consumer_has_waited()) {
+      linger_while([&] { return int16_ ? !int16_->consumer_waiting() : !float_->consumer_waiting(); });
+    }
     return ready;
   }
 
@@ -384,9 +406,9 @@ std::size_t ms_to_samples(double ms, double rate, const char* what) {
 
 class PyJitterBuffer {
  public:
-  PyJitterBuffer(const py::int_& sample_rate, double prefill_ms, double max_ms, py::handle dtype)
+  PyJitterBuffer(py::handle sample_rate, double prefill_ms, double max_ms, py::handle dtype)
       : type_(sample_type_from_dtype(dtype)) {
-    const long long rate = sample_rate.cast<long long>();
+    const long long rate = as_integer(sample_rate, "sample_rate");
     if (rate <= 0 || rate > 10'000'000) {
       throw py::value_error("sample_rate must be a positive number of Hz, got " +
                             std::to_string(rate));
@@ -428,7 +450,7 @@ class PyJitterBuffer {
     return pull(s.data, s.n);
   }
 
-  py::array read(const py::int_& num_samples) {
+  py::array read(py::handle num_samples) {
     const std::size_t n =
         checked_count(num_samples, "num_samples", anunzi::SpscRing<float>::kMaxCapacity);
     py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
@@ -497,7 +519,7 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("name"), "Force an instruction-set level (for tests and benchmarks).");
 
   py::class_<PySpscRing>(m, "SpscRing", anunzi::docs::kSpscRing)
-      .def(py::init<const py::int_&, py::handle>(), py::arg("capacity"),
+      .def(py::init<py::handle, py::handle>(), py::arg("capacity"),
            py::arg("dtype") = "int16")
       .def("write", &PySpscRing::write, py::arg("samples"), anunzi::docs::kRingWrite)
       .def("read_into", &PySpscRing::read_into, py::arg("out"), anunzi::docs::kRingReadInto)
@@ -528,7 +550,7 @@ PYBIND11_MODULE(_native, m) {
       .def("__repr__", &PyJitterStats::repr);
 
   py::class_<PyJitterBuffer>(m, "JitterBuffer", anunzi::docs::kJitterBuffer)
-      .def(py::init<const py::int_&, double, double, py::handle>(), py::arg("sample_rate"),
+      .def(py::init<py::handle, double, double, py::handle>(), py::arg("sample_rate"),
            py::kw_only(), py::arg("prefill_ms") = 60.0, py::arg("max_ms") = 3000.0,
            py::arg("dtype") = "int16")
       .def("push", &PyJitterBuffer::push, py::arg("samples"), anunzi::docs::kJitterPush)

@@ -136,7 +136,7 @@ JitterStats JitterBuffer<T>::stats() const {
   s.underruns = underruns_.load(std::memory_order_relaxed);
   s.underrun_samples = underrun_samples_.load(std::memory_order_relaxed);
   s.clears = clears_.load(std::memory_order_relaxed);
-  s.buffered = ring_.total_written() - ring_.total_read();
+  s.buffered = ring_.buffered();
   return s;
 }
 

@@ -1,6 +1,7 @@
 #include "anunzi/pcm.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define ANUNZI_X86 1
@@ -21,21 +22,38 @@ inline int16_t sample_to_pcm16_branchless(double s) {
   return static_cast<int16_t>(static_cast<int32_t>(s * (s < 0.0 ? 32768.0 : 32767.0)));
 }
 
+// Buffers from Python need not be aligned (a memoryview sliced at an odd byte), so scalar code
+// moves samples with memcpy, which compiles to plain loads and stores but is defined for any
+// address. The vector paths use unaligned loads and stores throughout.
+template <typename T>
+inline T load(const T* p, std::ptrdiff_t i) {
+  T v;
+  std::memcpy(&v, reinterpret_cast<const char*>(p) + i * static_cast<std::ptrdiff_t>(sizeof(T)),
+              sizeof(T));
+  return v;
+}
+
+template <typename T>
+inline void store(T* p, std::size_t i, T v) {
+  std::memcpy(reinterpret_cast<char*>(p) + i * sizeof(T), &v, sizeof(T));
+}
+
 template <typename T>
 std::size_t to_pcm16_scalar(const T* in, std::ptrdiff_t stride, int16_t* out, std::size_t n,
                             bool count_clipped) {
   std::size_t clipped = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const double s = static_cast<double>(in[static_cast<std::ptrdiff_t>(i) * stride]);
+    const double s = static_cast<double>(load(in, static_cast<std::ptrdiff_t>(i) * stride));
     if (count_clipped) clipped += is_clipped(s) ? 1 : 0;
-    out[i] = sample_to_pcm16_branchless(s);
+    store(out, i, sample_to_pcm16_branchless(s));
   }
   return clipped;
 }
 
 void pcm16_to_float_scalar(const int16_t* in, std::ptrdiff_t stride, float* out, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
-    out[i] = static_cast<float>(in[static_cast<std::ptrdiff_t>(i) * stride]) * (1.0f / 32768.0f);
+    const int16_t v = load(in, static_cast<std::ptrdiff_t>(i) * stride);
+    store(out, i, static_cast<float>(v) * (1.0f / 32768.0f));
   }
 }
 

@@ -120,6 +120,14 @@ void stress(std::size_t prefill, std::size_t max_samples, uint64_t total, uint32
     }
     done.store(true, std::memory_order_release);
   });
+  // A third thread reads stats throughout: buffered must stay within [0, max].
+  std::atomic<uint64_t> worst_buffered{0};
+  std::thread observer([&] {
+    while (!done.load(std::memory_order_acquire)) {
+      const uint64_t b = jb.stats().buffered;
+      if (b > worst_buffered.load(std::memory_order_relaxed)) worst_buffered.store(b);
+    }
+  });
   std::mt19937 rng(seed + 1);
   std::vector<float> out(max_samples + 16);
   float last = 0.0f;
@@ -137,6 +145,8 @@ void stress(std::size_t prefill, std::size_t max_samples, uint64_t total, uint32
     if (finished && jb.stats().buffered == 0) break;
   }
   producer.join();
+  observer.join();
+  check(worst_buffered.load() <= max_samples, "stats.buffered seen from a third thread in range");
   const auto s = jb.stats();
   std::printf("jitter stress prefill=%zu max=%zu: in=%llu out=%llu dropped=%llu clears=%llu "
               "underruns=%llu\n",

@@ -116,6 +116,35 @@ def test_dtype_errors() -> None:
     assert jb.read(0).shape == (0,)
 
 
+def test_stats_from_a_third_thread_stay_in_range() -> None:
+    # buffered is computed from two indices that both move; it must never come out negative
+    # (as a huge unsigned number) or above max_samples, whoever reads it.
+    jb = JitterBuffer(16000, prefill_ms=0, max_ms=20)
+    stop = threading.Event()
+    chunk = np.ones(100, np.int16)
+
+    def produce() -> None:
+        while not stop.is_set():
+            jb.push(chunk)
+
+    def consume() -> None:
+        out = np.empty(64, np.int16)
+        while not stop.is_set():
+            jb.read_into(out)
+
+    workers = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for w in workers:
+        w.start()
+    worst = 0
+    for _ in range(20_000):
+        worst = max(worst, jb.stats.buffered)
+    stop.set()
+    for w in workers:
+        w.join(timeout=10)
+    assert worst <= jb.max_samples
+    assert_accounted(jb)
+
+
 def test_producer_and_consumer_threads_lose_nothing_silently() -> None:
     # A network-like producer (bursty chunks, a barge-in now and then) against a consumer
     # reading 10 ms blocks; every real sample comes out in order and all are accounted for.

@@ -1,7 +1,10 @@
 """float_to_pcm16 / pcm16_to_float: exact semantics, every input kind, every error."""
 
 import array
+import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -163,6 +166,29 @@ def test_wrong_input_type_is_a_type_error(bad: object) -> None:
         float_to_pcm16(bad)  # type: ignore[call-overload]
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_byte_sized_arrays_are_not_reinterpreted(dtype: type) -> None:
+    # Only bytes/bytearray/memoryview are raw data; a numpy array of bytes has a dtype.
+    with pytest.raises(TypeError, match="float32 or float64"):
+        float_to_pcm16(np.zeros(8, dtype))
+    with pytest.raises(TypeError, match="int16"):
+        pcm16_to_float(np.zeros(100_000, dtype))  # the exported-buffer path too
+    with pytest.raises(TypeError, match="int16"):
+        pcm16_to_float(memoryview(bytes(4)).cast("b"))  # signed bytes are not raw data
+
+
+def test_misaligned_buffers_convert_exactly() -> None:
+    # A wire frame sliced at an odd offset: no alignment is assumed anywhere.
+    x = np.linspace(-1.2, 1.2, 1001).astype(np.float32)
+    raw = bytearray(1) + bytearray(x.tobytes())
+    view = np.frombuffer(raw, np.float32, offset=1)
+    assert not view.flags.aligned
+    np.testing.assert_array_equal(float_to_pcm16(view), reference_pcm16(x))
+    pcm = reference_pcm16(x)
+    wire = memoryview(bytes(1) + pcm.tobytes())[1:]
+    np.testing.assert_array_equal(pcm16_to_float(wire), pcm / np.float32(32768))
+
+
 def test_out_errors() -> None:
     x = np.zeros(8, F32)
     with pytest.raises(TypeError, match="int16"):
@@ -218,6 +244,59 @@ def test_pcm16_to_float_errors() -> None:
     buf = np.zeros(8, np.float32)
     with pytest.raises(ValueError, match="share memory"):
         pcm16_to_float(buf.view(np.int16)[:4], buf[:4])
+
+
+@pytest.fixture
+def no_forced_gil_switches() -> Iterator[None]:
+    """With a huge switch interval, a thread runs only when another releases the GIL itself."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def ran_while_inside(call: Callable[[], object], repeats: int = 20) -> int:
+    """How often this thread ran while another thread was inside `call`.
+
+    Without forced switches the other thread holds the GIL from setting `inside` until it
+    blocks, unless `call` releases the GIL: so a non-zero count proves that it does.
+    """
+    inside = False
+    done = threading.Event()
+
+    def worker() -> None:
+        nonlocal inside
+        for _ in range(repeats):
+            inside = True
+            call()
+            inside = False
+            time.sleep(0.001)  # let the main thread take the GIL between calls
+        done.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    seen = 0
+    while not done.is_set():
+        if inside:
+            seen += 1
+        time.sleep(0.0002)
+    thread.join(timeout=60)
+    return seen
+
+
+def test_long_conversions_release_the_gil(no_forced_gil_switches: None) -> None:
+    big = np.zeros(4_000_000, np.float32)
+    assert ran_while_inside(lambda: float_to_pcm16(big)) > 0
+    pcm = np.zeros(4_000_000, np.int16)
+    assert ran_while_inside(lambda: pcm16_to_float(pcm)) > 0
+
+
+def test_short_conversions_keep_the_gil(no_forced_gil_switches: None) -> None:
+    # The control for the test above: below 16384 samples the GIL is kept (cheaper).
+    small = np.zeros(1000, np.float32)
+    assert ran_while_inside(lambda: [float_to_pcm16(small) for _ in range(200)]) == 0
 
 
 def test_conversions_run_in_parallel_threads() -> None:

@@ -9,10 +9,21 @@ import pytest
 from anunzi_fast import SpscRing
 
 
-@pytest.mark.parametrize("capacity", [0, -1, -(2**40), 2**31 + 1, 2**62])
+@pytest.mark.parametrize("capacity", [0, -1, -(2**40), 2**31 + 1, 2**62, 2**64, -(2**70)])
 def test_bad_capacity_is_a_value_error(capacity: int) -> None:
     with pytest.raises(ValueError, match="capacity"):
         SpscRing(capacity)
+
+
+def test_integer_arguments_accept_numpy_integers_and_reject_others() -> None:
+    ring = SpscRing(np.int64(8))
+    assert ring.capacity == 8
+    with pytest.raises(TypeError, match="integer"):
+        SpscRing(8.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_samples"):
+        ring.read(2**70)
+    with pytest.raises(ValueError, match="num_samples"):
+        ring.wait_readable(2**70, 0.0)
 
 
 @pytest.mark.parametrize("dtype", ["float64", np.int32, "complex64"])
@@ -80,6 +91,19 @@ def test_waits_time_out_or_return_at_once() -> None:
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="timeout"):
             ring.wait_writable(1, bad)
+
+
+def test_wait_timeout_is_kept_to() -> None:
+    # Best of five, so a busy machine cannot fail it; a wait must not overrun its timeout by
+    # more than a sleep step (1 ms) plus scheduling.
+    ring = SpscRing(8, "int16")
+    for timeout in (0.001, 0.005):
+        elapsed = []
+        for _ in range(5):
+            start = time.perf_counter()
+            assert ring.wait_readable(1, timeout) is False
+            elapsed.append(time.perf_counter() - start)
+        assert timeout <= min(elapsed) < timeout + 0.02, elapsed
 
 
 def test_wait_wakes_when_the_other_thread_writes() -> None:

@@ -25,7 +25,7 @@ struct JitterStats {
   uint64_t samples_out = 0;       // real samples handed to the consumer
   uint64_t silence_samples = 0;   // silence handed out (prefill, underruns, contention)
   uint64_t dropped = 0;           // dropped by overflow or clear()
-  uint64_t underruns = 0;         // times playback ran dry
+  uint64_t underruns = 0;         // times playback ran dry (the end of each turn counts too)
   uint64_t underrun_samples = 0;  // samples missing in the calls that ran dry
   uint64_t clears = 0;            // calls to clear()
   uint64_t buffered = 0;          // samples waiting now
@@ -50,8 +50,9 @@ class JitterBuffer {
   // Returns how many were real samples. Never blocks.
   std::size_t pull(T* out, std::size_t n);
 
-  // Any thread. Each counter is exact; the set is a snapshot, consistent when both sides are
-  // idle.
+  // Any thread. Each counter is exact and buffered is never negative, but counters read while
+  // the other side works come from slightly different moments: the invariant
+  // samples_in == samples_out + dropped + buffered holds exactly when both sides are idle.
   JitterStats stats() const;
 
   std::size_t prefill_samples() const noexcept { return prefill_; }

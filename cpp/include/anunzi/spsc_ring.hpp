@@ -59,8 +59,12 @@ class SpscRing {
 
   // Producer thread only (exact there; from another thread, a snapshot).
   std::size_t writable() const noexcept {
-    const uint64_t w = write_index_.load(std::memory_order_relaxed);
-    return capacity_ - static_cast<std::size_t>(w - read_index_.load(std::memory_order_acquire));
+    // The read index first: it never passes the write index, so a later look at the write
+    // index cannot be behind it. The clamp covers a caller on a third thread, which may see
+    // the two from different moments.
+    const uint64_t r = read_index_.load(std::memory_order_acquire);
+    const uint64_t used = write_index_.load(std::memory_order_acquire) - r;
+    return used >= capacity_ ? 0 : capacity_ - static_cast<std::size_t>(used);
   }
 
   // Consumer thread only. Copies up to n samples out; returns how many were read.
@@ -95,28 +99,44 @@ class SpscRing {
   // under a microsecond), then yields, then sleeps in growing steps of at most 1 ms: waiting
   // never takes a lock, so the producer is never held up by it.
   bool wait_for_readable(std::size_t n, std::chrono::nanoseconds timeout) noexcept {
-    WaitingFlag flag(consumer_waiting_);
+    WaitingFlag flag(consumer_waiting_, consumer_has_waited_);
     return wait_until([&] { return readable() >= n; }, timeout);
   }
 
   // Producer thread only. The same for free space.
   bool wait_for_writable(std::size_t n, std::chrono::nanoseconds timeout) noexcept {
-    WaitingFlag flag(producer_waiting_);
+    WaitingFlag flag(producer_waiting_, producer_has_waited_);
     return wait_until([&] { return writable() >= n; }, timeout);
   }
 
-  // Any thread: whether each side is inside its wait_for_* call now (a hint for callers that
-  // want to act when the other side is idle, such as handing over Python's GIL).
+  // Any thread: whether each side is inside its wait_for_* call now, and whether it ever
+  // called one (hints for callers that act when the other side is idle, such as handing
+  // over Python's GIL).
   bool producer_waiting() const noexcept { return producer_waiting_.load(std::memory_order_acquire); }
   bool consumer_waiting() const noexcept { return consumer_waiting_.load(std::memory_order_acquire); }
+  bool producer_has_waited() const noexcept {
+    return producer_has_waited_.load(std::memory_order_relaxed);
+  }
+  bool consumer_has_waited() const noexcept {
+    return consumer_has_waited_.load(std::memory_order_relaxed);
+  }
 
-  // Any thread: samples ever written and read (snapshots).
+  // Any thread: samples ever written and read, and the difference (snapshots). The read index
+  // is loaded first, so buffered() never comes out negative; as the read index may have moved
+  // on by the time the write index is loaded, the difference is capped at the capacity.
   uint64_t total_written() const noexcept { return write_index_.load(std::memory_order_acquire); }
   uint64_t total_read() const noexcept { return read_index_.load(std::memory_order_acquire); }
+  uint64_t buffered() const noexcept {
+    const uint64_t r = read_index_.load(std::memory_order_acquire);
+    return std::min<uint64_t>(write_index_.load(std::memory_order_acquire) - r, capacity_);
+  }
 
  private:
   struct WaitingFlag {
-    explicit WaitingFlag(std::atomic<bool>& f) : flag(f) { flag.store(true, std::memory_order_release); }
+    WaitingFlag(std::atomic<bool>& now, std::atomic<bool>& ever) : flag(now) {
+      ever.store(true, std::memory_order_relaxed);
+      flag.store(true, std::memory_order_release);
+    }
     ~WaitingFlag() { flag.store(false, std::memory_order_release); }
     std::atomic<bool>& flag;
   };
@@ -126,19 +146,23 @@ class SpscRing {
     using Clock = std::chrono::steady_clock;
     if (ready()) return true;
     const auto deadline = Clock::now() + timeout;
-    auto nap = std::chrono::microseconds(20);
+    std::chrono::nanoseconds nap = std::chrono::microseconds(20);
     for (unsigned round = 0;; ++round) {
       if (ready()) return true;
-      if ((round & 63) == 0 && Clock::now() >= deadline) return ready();
-      if (round < 2048) {
+      // While spinning the clock is read now and then; once sleeping, every round, and no
+      // nap runs past the deadline.
+      const bool spinning = round < 2048;
+      if ((!spinning || (round & 63) == 0) && Clock::now() >= deadline) return ready();
+      if (spinning) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
       } else if (round < 2048 + 64) {
         std::this_thread::yield();
       } else {
-        std::this_thread::sleep_for(nap);
-        nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(1));
+        const auto left = deadline - Clock::now();
+        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(nap, left));
+        nap = std::min<std::chrono::nanoseconds>(nap * 2, std::chrono::milliseconds(1));
       }
     }
   }
@@ -161,6 +185,8 @@ class SpscRing {
   // Written only inside the waits.
   alignas(kCacheLine) std::atomic<bool> producer_waiting_{false};
   std::atomic<bool> consumer_waiting_{false};
+  std::atomic<bool> producer_has_waited_{false};
+  std::atomic<bool> consumer_has_waited_{false};
   // Read-only after construction.
   alignas(kCacheLine) const std::size_t capacity_;
   std::unique_ptr<T[]> slots_;
