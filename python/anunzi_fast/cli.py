@@ -357,8 +357,9 @@ async def command_demo(args: argparse.Namespace) -> int:
 
 async def command_serve(args: argparse.Namespace) -> int:
     keys = args.api_key or [DEFAULT_API_KEY]
+    # A long-running server keeps counts, not audio: memory stays flat whatever the load.
     async with Emulator(host=args.host, port=args.port, api_keys=keys, pace=args.pace,
-                        token_ttl=args.token_ttl) as emulator:
+                        token_ttl=args.token_ttl, record_audio=False) as emulator:
         # Only the emulator's public default key is ever printed; a chosen key stays secret.
         shown = DEFAULT_API_KEY if args.api_key is None else "$" + API_KEY_ENV
         print(f"Anunzi emulator listening on {emulator.base_url}", flush=True)

@@ -289,3 +289,16 @@ def test_echo_agent_splits_long_speech_and_forgets_silence() -> None:
     for _ in range(100):  # 10 s of silence: memory stays bounded
         agent.receive(np.zeros(4_800, np.int16))
     assert agent._buffered < 2 * 48_000
+
+
+async def test_session_records_are_bounded() -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(max_session_records=3,
+                                                       record_audio=False) as emulator:
+        for index in range(5):
+            async with connect(emulator.issue_session_url(f"a{index}")) as ws:
+                await receive_json(ws)
+                await ws.send(b"\x01\x00" * 10)
+        await emulator.sessions[-1].closed.wait()
+        assert [record.assistant_id for record in emulator.sessions] == ["a2", "a3", "a4"]
+        assert emulator.sessions[-1].bytes_received == 20
+        assert emulator.sessions[-1].received == bytearray()  # counts only

@@ -9,6 +9,7 @@ by assistant id, like the paths of the ``websockets`` test server.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import hmac
@@ -135,6 +136,8 @@ class Emulator:
         retry_after: The ``Retry-After`` seconds of the rate-limit fault.
         slow_ready_delay: Seconds the slow-ready fault waits.
         record_audio: Keep every audio byte in :attr:`sessions` (turn off for load tests).
+        max_session_records: Records kept in :attr:`sessions`, the oldest dropped first, so
+            that a long-running emulator keeps bounded memory.
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class Emulator:
         retry_after: float = 0.0,
         slow_ready_delay: float = 0.5,
         record_audio: bool = True,
+        max_session_records: int = 1000,
     ) -> None:
         if pace not in ("realtime", "fast"):
             raise InvalidArgumentError(f"pace must be 'realtime' or 'fast', not {pace!r}")
@@ -167,7 +171,8 @@ class Emulator:
         self.retry_after = retry_after
         self.slow_ready_delay = slow_ready_delay
         self.record_audio = record_audio
-        self.sessions: list[SessionRecord] = []
+        self.sessions: collections.deque[SessionRecord] = collections.deque(
+            maxlen=max_session_records)
         self.token_requests = 0
         self._fault_counts: dict[str, int] = {}
         self._grants: dict[ServerConnection, SessionGrant] = {}
