@@ -321,7 +321,7 @@ class Emulator:
                 data = carry + message if carry else message
                 usable = len(data) - len(data) % 2
                 carry = data[usable:]
-                for reply in agent.receive(np.frombuffer(data[:usable], "<i2").astype(np.int16)):
+                for reply in agent.receive(_pcm16(data[:usable])):
                     record.utterances += 1
                     speech.put_nowait(reply)
         except ConnectionClosed:
@@ -386,3 +386,8 @@ def _is_client_ready(message: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(data, dict) and data.get("type") == TYPE_CLIENT_READY
+
+
+def _pcm16(data: bytes) -> npt.NDArray[np.int16]:
+    # A read-only view of the message on little-endian machines; a copy only elsewhere.
+    return np.frombuffer(data, "<i2").astype(np.int16, copy=False)
