@@ -113,21 +113,6 @@ struct AlignedAllocator {
   bool operator!=(const AlignedAllocator&) const noexcept { return false; }
 };
 
-template <typename T>
-T load_as(const void* base, std::ptrdiff_t index, SampleType type) {
-  switch (type) {
-    case SampleType::kFloat32:
-      return static_cast<T>(static_cast<const float*>(base)[index]);
-    case SampleType::kFloat64:
-      return static_cast<T>(static_cast<const double*>(base)[index]);
-    case SampleType::kInt16:
-      return static_cast<T>(static_cast<const std::int16_t*>(base)[index]) / T(32768);
-    case SampleType::kInt32:
-      return static_cast<T>(static_cast<double>(static_cast<const std::int32_t*>(base)[index]) /
-                            2147483648.0);
-  }
-  return T(0);
-}
 
 }  // namespace
 
@@ -433,16 +418,41 @@ class PolyphaseResampler final : public ResamplerImplBase {
       auto& h = history_[c];
       h.resize(length_ + n + kLanes, S(0));
       S* dst = h.data() + length_;
-      const std::ptrdiff_t base = static_cast<std::ptrdiff_t>(c) * in.channel_stride;
-      for (std::size_t i = 0; i < n; ++i) {
-        dst[i] = load_as<S>(in.data,
-                            base + static_cast<std::ptrdiff_t>(start + i) * in.frame_stride,
-                            in.type);
+      const std::ptrdiff_t first = static_cast<std::ptrdiff_t>(c) * in.channel_stride +
+                                   static_cast<std::ptrdiff_t>(start) * in.frame_stride;
+      // One type switch per block; the per-sample loops below are plain conversions.
+      switch (in.type) {
+        case SampleType::kFloat32:
+          convert(static_cast<const float*>(in.data) + first, in.frame_stride, n, S(1), dst);
+          break;
+        case SampleType::kFloat64:
+          convert(static_cast<const double*>(in.data) + first, in.frame_stride, n, S(1), dst);
+          break;
+        case SampleType::kInt16:
+          convert(static_cast<const std::int16_t*>(in.data) + first, in.frame_stride, n,
+                  S(1) / S(32768), dst);
+          break;
+        case SampleType::kInt32:
+          convert(static_cast<const std::int32_t*>(in.data) + first, in.frame_stride, n,
+                  S(1) / S(2147483648.0), dst);
+          break;
       }
       std::fill(h.begin() + static_cast<std::ptrdiff_t>(length_ + n), h.end(), S(0));
     }
     length_ += n;
     total_in_ += n;
+  }
+
+  // Scaling by a power of two is exact, so this equals dividing by 32768 or 2^31.
+  template <typename T>
+  static void convert(const T* src, std::ptrdiff_t stride, std::size_t n, S scale, S* dst) {
+    if (stride == 1) {
+      for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<S>(src[i]) * scale;
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        dst[i] = static_cast<S>(src[static_cast<std::ptrdiff_t>(i) * stride]) * scale;
+      }
+    }
   }
 
   std::size_t produce(const StridedView& out, std::size_t out_pos, bool final_block) {
