@@ -440,3 +440,11 @@ def test_extreme_ratios_keep_length_and_dc(in_rate: int, out_rate: int, n: int) 
 def test_design_too_large_is_value_error() -> None:
     with pytest.raises(ValueError, match="too extreme"):
         ResampleStream(192000, 1, 1, quality="VHQ")
+
+
+@pytest.mark.parametrize("freq", [8200, 8500, 8800])
+def test_vhq_has_no_aliasing_just_above_nyquist(freq: int) -> None:
+    # HQ lets 8-8.72 kHz alias into its transition band (documented); VHQ must not.
+    x = tone(freq, 48000, 48000)
+    y = resample(x, 48000, 16000, quality=VHQ)
+    assert db(rms(y[800:-800]) / rms(x)) < -150

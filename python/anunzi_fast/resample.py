@@ -12,20 +12,31 @@ filter row with the input, so
 * int16/int32 output is rounded to nearest and clipped, never dithered, so digital silence stays
   exactly zero; :meth:`ResampleStream.num_clips` counts clipped samples.
 
-Quality presets (frequencies relative to the Nyquist frequency of the lower rate; latency at
-48 kHz <-> 16 kHz):
+Quality presets. Frequencies are relative to the Nyquist frequency of the lower rate; the
+filters are Kaiser-windowed sincs designed when a stream is built (designs are cached).
+Measured on 48 kHz -> 16 kHz with float32 data (VHQ: float64 data), residual of a tone at
+10 kHz / 20 kHz relative to the input, THD+N of a 1 kHz tone, and ``delay()`` once running:
 
-=====  ========  =============  ==========  ===========  ====================================
-name   passband  stopband from  rejection   arithmetic   note
-=====  ========  =============  ==========  ===========  ====================================
-QQ     0.80      1.20           50 dB       float32      aliasing only into 0.80-1.0
-LQ     0.85      1.15           80 dB       float32      aliasing only into 0.85-1.0
-MQ     0.90      1.10           105 dB      float32      aliasing only into 0.90-1.0
-HQ     0.91      1.00           130 dB      float32      no aliasing (like soxr HQ), ~5.9 ms
-VHQ    0.91      1.00           175 dB      float64      no aliasing, ~8 ms
-=====  ========  =============  ==========  ===========  ====================================
+====  ========  =========  ======  ==============  ===========  =======  ==========
+name  passband  stopband   design  alias 10k/20k   THD+N 1 kHz  latency  arithmetic
+====  ========  =========  ======  ==============  ===========  =======  ==========
+QQ    0.80      from 1.20  50 dB   -49 / -79 dB    -152 dB      0.44 ms  float32
+LQ    0.85      from 1.15  80 dB   -88 / -115 dB   -152 dB      1.06 ms  float32
+MQ    0.90      from 1.10  105 dB  -118 / -132 dB  -147 dB      2.12 ms  float32
+HQ    0.91      from 1.09  130 dB  -136 / -150 dB  -147 dB      2.94 ms  float32
+VHQ   0.91      from 1.00  175 dB  -193 / -209 dB  -252 dB      8.06 ms  float64
+====  ========  =========  ======  ==============  ===========  =======  ==========
 
-float64 and int32 streams are always computed in float64.
+QQ to HQ put the stopband edge above Nyquist (at 2 - passband): input between Nyquist and
+that edge aliases, but only into the transition band above the passband (for HQ at 48 kHz ->
+16 kHz, an 8.5 kHz tone leaves -49 dB at 7.5 kHz, where soxr HQ leaves -136 dB). That halves
+the filter length, the cost and the latency. VHQ has no aliasing at all. With float32 data
+VHQ's residual is bounded near -160 dB by the float32 input itself. Latency scales with the
+lower rate: at HQ it is 3.0 ms for 16 kHz <-> 48 kHz, 1.1 ms for 44.1 <-> 48 kHz and 6.0 ms for
+8 kHz -> 16 kHz. float64 and int32 streams are always computed in float64; float32 and int16
+streams in float32 (except VHQ). ``ANUNZI_FAST_ISA=portable|sse2|avx2|avx512`` forces a kernel
+path when a stream is built; results are bit-identical within a path, and agree across paths
+to float rounding.
 """
 
 from __future__ import annotations
