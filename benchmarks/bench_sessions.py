@@ -269,6 +269,71 @@ async def test_both_clients_sustain_a_few_realtime_sessions() -> None:
             assert figures["lateness_max_ms"] < 500, figures
 
 
+# --- pytest-benchmark: one 20 ms tick of session work, without the network -----------------
+
+
+class _NullWebSocket:
+    """Stands in for the connection: sending costs nothing, so only session code is timed."""
+
+    close_code = None
+
+    async def send(self, message: object) -> None:
+        return None
+
+
+def _run_without_loop(coroutine: Any) -> None:
+    # Nothing here suspends (the fake send returns at once), so one step runs it to the end.
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    raise RuntimeError("the tick suspended")
+
+
+def _tick_inputs() -> tuple[npt.NDArray[np.float32], bytes]:
+    mic = speech_like_blocks(0.02)[0]
+    agent_frame = (np.sin(np.arange(SPEAKER_BLOCK) / 7) * 8000).astype("<i2").tobytes()
+    return mic, agent_frame
+
+
+def test_tick_work_ours(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """Mic block out, one agent frame in, one speaker block out: our client."""
+    mic, agent_frame = _tick_inputs()
+    session = OurSession()
+    session.call = connect("ws://bench.invalid/websocket/start?token=not-a-secret",
+                           queue_events=False)
+    session.call._ws = _NullWebSocket()  # type: ignore[assignment]
+    out = np.zeros(SPEAKER_BLOCK, np.float32)
+
+    def tick() -> None:
+        _run_without_loop(session.on_mic_block(mic))
+        for event in session.call._protocol.receive_binary(agent_frame):
+            session.call._observe(event)
+        session.on_speaker_block(out)
+
+    benchmark(tick)
+    assert session.call.metrics.samples_sent > 0 and session.agent_samples() > 0
+
+
+def test_tick_work_reference(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """The same tick for the reference-style client."""
+    mic, agent_frame = _tick_inputs()
+    session = ReferenceStyleSession()
+    session.ws = _NullWebSocket()  # type: ignore[assignment]
+    session.arrays, session.received, session.recording_started = [], 0, False
+    out = np.zeros(SPEAKER_BLOCK, np.float32)
+
+    def tick() -> None:
+        _run_without_loop(session.on_mic_block(mic))
+        pcm = np.frombuffer(agent_frame, np.int16)  # what _on_messages does per message
+        session.received += len(pcm)
+        session.arrays.append(pcm)
+        session.on_speaker_block(out)
+
+    benchmark(tick)
+    assert session.agent_samples() > 0
+
+
 def test_capacity_search_doubles_then_bisects() -> None:
     search = CapacitySearch("ours", 16)
     limit = 100  # trials pass up to this many sessions

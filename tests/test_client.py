@@ -460,3 +460,14 @@ async def test_handshake_statuses_map_to_peer_errors(emulator: Emulator) -> None
                 async with connect(f"ws://127.0.0.1:{port}/websocket/start?token=abcdef123"):
                     pass
             assert info.value.status == 503
+
+
+async def test_empty_and_long_inputs(emulator: Emulator) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT):
+        long_input = np.arange(3 * 8192 + 5, dtype=np.int16)
+        async with open_call(emulator) as call:
+            assert await call.send_audio(np.zeros(0, np.float32), 48_000) == 0
+            assert await call.send_audio(long_input, 48_000) == len(long_input)
+        record = await finished(emulator.sessions[0])
+        assert record.client_ready  # the first call, even empty, starts the audio
+        assert bytes(record.received) == long_input.tobytes()

@@ -406,8 +406,11 @@ class Call:
     async def _send_pcm16(self, pcm16: npt.NDArray[np.int16]) -> int:
         async with self._send_lock:
             await self._send_client_ready_locked()
-            for start in range(0, len(pcm16), MAX_FRAME_SAMPLES):
-                frame = pcm16[start : start + MAX_FRAME_SAMPLES]
+            # Usually one frame: no slicing then.
+            frames = [pcm16] if 0 < len(pcm16) <= MAX_FRAME_SAMPLES else [
+                pcm16[start : start + MAX_FRAME_SAMPLES]
+                for start in range(0, len(pcm16), MAX_FRAME_SAMPLES)]
+            for frame in frames:
                 await self._send(self._protocol.encode_audio(frame))
                 self._metrics.samples_sent += len(frame)
                 self._turns.on_sent(frame, time.monotonic())

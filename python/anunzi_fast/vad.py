@@ -37,6 +37,8 @@ class SpeechEnded:
 
 VadEvent: TypeAlias = SpeechStarted | SpeechEnded
 
+_NO_SAMPLES: npt.NDArray[np.float32] = np.zeros(0, np.float32)
+
 
 class EnergyVad:
     """Streaming energy VAD over mono audio.
@@ -68,7 +70,7 @@ class EnergyVad:
         # Compare frame energies in int16 units, not dB: no log and no rescaling per frame.
         mean_square = (10.0 ** (threshold_dbfs / 20.0) * 32768.0) ** 2
         self._threshold_energy = mean_square * self.frame_length
-        self._pending = np.zeros(0, np.float32)
+        self._pending = _NO_SAMPLES
         self._frame_index = 0
         self._loud_run = 0
         self._quiet_run = 0
@@ -91,11 +93,12 @@ class EnergyVad:
         if len(self._pending):
             scaled = np.concatenate((self._pending, scaled))
         whole = len(scaled) // self.frame_length * self.frame_length
-        self._pending = scaled[whole:].copy()  # do not keep the whole input alive
+        # Copy the remainder so as not to keep the whole input alive; usually it is empty.
+        self._pending = scaled[whole:].copy() if whole < len(scaled) else _NO_SAMPLES
         if not whole:
             return []
-        if whole == self.frame_length:  # the common case of one block per frame: BLAS dot
-            energies = [float(np.dot(scaled[:whole], scaled[:whole]))]
+        if whole == len(scaled) == self.frame_length:  # one block per frame: a BLAS dot
+            energies = [float(np.dot(scaled, scaled))]
         else:
             frames = scaled[:whole].reshape(-1, self.frame_length)
             energies = np.einsum("ij,ij->i", frames, frames).tolist()
