@@ -21,7 +21,11 @@ harness's ticks are late by at most 20 ms at the 99th percentile and 100 ms at w
 buffer of a few blocks would not lose audio), and agent audio reached every session. The largest
 passing N is reported for each client, with the ratio.
 
-Under pytest only a short smoke run of both clients (a few sessions, in process) takes place.
+Under pytest, a short smoke run of both clients (a few sessions, in process) takes place, and
+pytest-benchmark times one 20 ms tick of each client's session work with the network replaced
+by a no-op (what the session code itself costs, free of the shared machine's scheduling noise)::
+
+    PYTHONPATH=python pytest benchmarks/bench_sessions.py -k tick_work --benchmark-only
 """
 
 from __future__ import annotations
