@@ -448,3 +448,10 @@ def test_vhq_has_no_aliasing_just_above_nyquist(freq: int) -> None:
     x = tone(freq, 48000, 48000)
     y = resample(x, 48000, 16000, quality=VHQ)
     assert db(rms(y[800:-800]) / rms(x)) < -150
+
+
+def test_negative_and_odd_strides_read_in_place() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3000, 4)).astype(np.float32)
+    view = x[::-2, 1::2]  # reversed frames, every other channel
+    assert np.array_equal(resample(view, 16000, 48000), resample(view.copy(), 16000, 48000))

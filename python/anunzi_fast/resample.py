@@ -123,9 +123,16 @@ class ResampleStream:
     Raises
     ------
     ValueError
-        For rates <= 0 or not finite, a channel count out of range, a bad quality, or vr=True.
+        For rates <= 0 or not finite, a channel count out of range, a bad quality, a ratio too
+        extreme for the quality (the filter table would exceed 256 MB), or vr=True.
     TypeError
         For an unsupported dtype.
+
+    Notes
+    -----
+    The GIL is released while samples are computed, so independent streams run in parallel
+    threads. One stream must not be used by two threads at once: the second call raises
+    RuntimeError instead of corrupting the stream.
     """
 
     def __init__(
