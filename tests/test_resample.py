@@ -455,3 +455,19 @@ def test_negative_and_odd_strides_read_in_place() -> None:
     x = rng.standard_normal((3000, 4)).astype(np.float32)
     view = x[::-2, 1::2]  # reversed frames, every other channel
     assert np.array_equal(resample(view, 16000, 48000), resample(view.copy(), 16000, 48000))
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"), [(44100, 32000), (48000, 44100), (22050, 32000), (16000, 44100)]
+)
+@pytest.mark.parametrize("chunk", [1, 100, 4097])
+def test_long_streams_in_phase_major_groups_are_bit_exact(
+    in_rate: int, out_rate: int, chunk: int
+) -> None:
+    # Long enough for eight whole periods of up to 640 phases, computed phase by phase in
+    # one-shot mode but mostly one by one when chunks are small.
+    rng = np.random.default_rng(chunk)
+    x = (rng.standard_normal((12007, 2)) * 0.3).astype(np.float32)
+    assert np.array_equal(
+        stream_in_chunks(x, in_rate, out_rate, [chunk]), resample(x, in_rate, out_rate)
+    )

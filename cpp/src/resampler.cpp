@@ -317,8 +317,15 @@ class PolyphaseResampler final : public ResamplerImplBase {
         isa_(isa),
         kernels_(detail::kernels_for<S>(isa)),
         history_(num_channels),
-        scratch_(num_channels * kScratch) {
+        scratch_() {
     design(spec);
+    // Phase-major groups need kMaxGroup periods of outputs in scratch; allow it while the
+    // scratch stays modest (it is per channel).
+    const std::uint64_t span = detail::kMaxGroup * up_;
+    phase_major_ = !interpolated_ && up_ > 1 && span * channels_ <= kMaxPhaseMajorScratch;
+    scratch_cap_ = std::max<std::size_t>(kScratchMin,
+                                         phase_major_ ? span + detail::kMaxGroup : 0);
+    scratch_.assign(channels_ * scratch_cap_, S(0));
     clear();
   }
 
@@ -475,12 +482,12 @@ class PolyphaseResampler final : public ResamplerImplBase {
     std::size_t batch = 0;  // outputs computed into scratch_, not yet stored
     S group_sums[detail::kMaxGroup];
     while (emitted_ < target) {
-      // Small up factors: take kMaxGroup periods of up_ outputs and compute them phase by
-      // phase, so each group shares one coefficient row (outputs one period apart are down_
-      // samples apart). Bits are the same as with any other grouping.
+      // Take kMaxGroup periods of up_ outputs and compute them phase by phase, so each group
+      // shares one coefficient row (outputs one period apart are down_ samples apart) and no
+      // window has to be cut out with a permutation. Bits are the same as with any grouping.
       const std::uint64_t span = detail::kMaxGroup * up_;
-      if (!interpolated_ && up_ > 1 && up_ <= kPhaseMajorMaxUp && target - emitted_ >= span) {
-        if (batch + span > kScratch) {
+      if (phase_major_ && target - emitted_ >= span) {
+        if (batch + span > scratch_cap_) {
           store_batch(out, out_pos + produced, batch);
           produced += batch;
           batch = 0;
@@ -494,7 +501,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
             const S* h = history_[c].data();
             for (std::size_t j = 0; j < detail::kMaxGroup; ++j) xs[j] = h + start + j * down_;
             kernels_.group(rows, xs, nullptr, taps_, detail::kMaxGroup, group_sums);
-            S* dst = scratch_.data() + c * kScratch + batch + p;
+            S* dst = scratch_.data() + c * scratch_cap_ + batch + p;
             for (std::size_t j = 0; j < detail::kMaxGroup; ++j) dst[j * up_] = group_sums[j];
           }
           next_index_ += step_int;
@@ -507,7 +514,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
         next_index_ += (detail::kMaxGroup - 1) * down_;  // whole periods: the phase is unchanged
         batch += span;
         emitted_ += span;
-        if (batch + detail::kMaxGroup > kScratch || emitted_ == target) {
+        if (batch + detail::kMaxGroup > scratch_cap_ || emitted_ == target) {
           store_batch(out, out_pos + produced, batch);
           produced += batch;
           batch = 0;
@@ -553,20 +560,20 @@ class PolyphaseResampler final : public ResamplerImplBase {
         if (!interpolated_) {
           for (std::size_t o = 0; o < g; ++o) xs[o] = h + starts[o];
           const S* block = one_block ? h + (starts[0] & ~(kLanes - 1)) : nullptr;
-          kernels_.group(rows, xs, block, taps_, g, scratch_.data() + c * kScratch + batch);
+          kernels_.group(rows, xs, block, taps_, g, scratch_.data() + c * scratch_cap_ + batch);
         } else {
           for (std::size_t o = 0; o < g; ++o) {
             for (std::size_t r = 0; r < 4; ++r) xs[r] = h + starts[o];
             kernels_.group(rows + 4 * o, xs, nullptr, taps_, 4, sums);
             const double y = (weights[o][0] * sums[0] + weights[o][1] * sums[1]) +
                              (weights[o][2] * sums[2] + weights[o][3] * sums[3]);
-            scratch_[c * kScratch + batch + o] = static_cast<S>(y);
+            scratch_[c * scratch_cap_ + batch + o] = static_cast<S>(y);
           }
         }
       }
       batch += g;
       emitted_ += g;
-      if (batch + detail::kMaxGroup > kScratch || emitted_ == target) {
+      if (batch + detail::kMaxGroup > scratch_cap_ || emitted_ == target) {
         store_batch(out, out_pos + produced, batch);
         produced += batch;
         batch = 0;
@@ -579,7 +586,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
   // per batch keeps the per-sample loop tight.
   void store_batch(const StridedView& out, std::size_t frame, std::size_t n) {
     for (std::size_t c = 0; c < channels_; ++c) {
-      const S* src = scratch_.data() + c * kScratch;
+      const S* src = scratch_.data() + c * scratch_cap_;
       const std::ptrdiff_t base = static_cast<std::ptrdiff_t>(frame) * out.frame_stride +
                                   static_cast<std::ptrdiff_t>(c) * out.channel_stride;
       const std::ptrdiff_t fs = out.frame_stride;
@@ -656,9 +663,11 @@ class PolyphaseResampler final : public ResamplerImplBase {
   std::size_t length_ = 0;
   std::shared_ptr<const FilterDesign<S>> filter_;  // shared, immutable
   const S* table_ = nullptr;
-  static constexpr std::size_t kScratch = 256;
-  static constexpr std::uint64_t kPhaseMajorMaxUp = 8;  // kMaxGroup * up_ must fit kScratch
-  std::vector<S> scratch_;  // [channel][kScratch] outputs awaiting conversion
+  static constexpr std::size_t kScratchMin = 256;
+  static constexpr std::uint64_t kMaxPhaseMajorScratch = std::uint64_t{1} << 20;  // samples
+  bool phase_major_ = false;
+  std::size_t scratch_cap_ = kScratchMin;
+  std::vector<S> scratch_;  // [channel][scratch_cap_] outputs awaiting conversion
   std::size_t taps_ = 0, before_ = 0, after_ = 0, rows_ = 0;
   bool interpolated_ = false;
 
