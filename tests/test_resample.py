@@ -368,6 +368,9 @@ def test_every_isa_path_agrees(isa: str, monkeypatch: pytest.MonkeyPatch) -> Non
         y = resample(x, 16000, 44100, quality=quality)
         assert np.array_equal(stream_in_chunks(x, 16000, 44100, [1, 100], quality), y)
         assert np.max(np.abs(y - references[quality])) < 1e-5
+    for in_rate, out_rate in ((8000, 16000), (16000, 48000), (48000, 16000)):
+        y = resample(x, in_rate, out_rate)  # whole-phase, consecutive and grouped kernels
+        assert np.array_equal(stream_in_chunks(x, in_rate, out_rate, [1, 37, 500]), y)
     y_prime = resample(x, 7919, 16000)
     assert np.max(np.abs(y_prime - resample(x.astype(np.float64), 7919, 16000))) < 1e-5
 

@@ -322,9 +322,16 @@ class PolyphaseResampler final : public ResamplerImplBase {
     // Phase-major groups need kMaxGroup periods of outputs in scratch; allow it while the
     // scratch stays modest (it is per channel).
     const std::uint64_t span = detail::kMaxGroup * up_;
-    phase_major_ = !interpolated_ && up_ > 1 && span * channels_ <= kMaxPhaseMajorScratch;
+    consecutive_ = !interpolated_ && down_ == 1 && up_ > 1 && up_ <= kMaxConsecutiveUp;
+    phase_major_ = !consecutive_ && !interpolated_ && up_ > 1 &&
+                   span * channels_ <= kMaxPhaseMajorScratch;
     scratch_cap_ = std::max<std::size_t>(kScratchMin,
                                          phase_major_ ? span + detail::kMaxGroup : 0);
+    if (consecutive_) {
+      // Four vectors of outputs per phase per pass.
+      scratch_cap_ = std::max<std::size_t>(kScratchMin, 4 * kLanes * up_);
+      phase_tmp_.assign(scratch_cap_ / up_ + 1, S(0));
+    }
     scratch_.assign(channels_ * scratch_cap_, S(0));
     clear();
   }
@@ -471,6 +478,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
       for (auto& h : history_) h.resize(length_ + kLanes, S(0));
     }
     std::size_t produced = 0;
+    if (consecutive_) return produce_consecutive(out, out_pos, target);
     const std::uint64_t step_int = down_ / up_, step_frac = down_ % up_;
     // Outputs whose windows start in the same vector-aligned block of history are computed
     // together so they share sample loads; grouping never changes an output's bits.
@@ -582,6 +590,38 @@ class PolyphaseResampler final : public ResamplerImplBase {
     return produced;
   }
 
+  // Integer up factors (down_ == 1): the outputs of one phase have consecutive windows, so
+  // each phase is computed across outputs, one multiply-add chain per output in tap order,
+  // with no horizontal sums. Every output of such a stream is computed this way.
+  std::size_t produce_consecutive(const StridedView& out, std::size_t out_pos,
+                                  std::uint64_t target) {
+    std::size_t produced = 0;
+    while (emitted_ < target) {
+      const auto count =
+          static_cast<std::size_t>(std::min<std::uint64_t>(target - emitted_, scratch_cap_));
+      for (std::size_t p = 0; p < up_ && p < count; ++p) {
+        const std::uint64_t phase = (next_phase_ + p) % up_;
+        const std::uint64_t index = next_index_ + (next_phase_ + p) / up_;
+        const std::size_t start = static_cast<std::size_t>(
+            static_cast<std::int64_t>(index) - static_cast<std::int64_t>(before_) - origin_);
+        const std::size_t n = (count - p + up_ - 1) / up_;
+        for (std::size_t c = 0; c < channels_; ++c) {
+          kernels_.consecutive(table_ + phase * taps_, history_[c].data() + start, taps_, n,
+                               phase_tmp_.data());
+          S* dst = scratch_.data() + c * scratch_cap_ + p;
+          for (std::size_t j = 0; j < n; ++j) dst[j * up_] = phase_tmp_[j];
+        }
+      }
+      next_phase_ += count;
+      next_index_ += next_phase_ / up_;
+      next_phase_ %= up_;
+      emitted_ += count;
+      store_batch(out, out_pos + produced, count);
+      produced += count;
+    }
+    return produced;
+  }
+
   // Converts `n` outputs per channel from scratch_ into the caller's array; one type switch
   // per batch keeps the per-sample loop tight.
   void store_batch(const StridedView& out, std::size_t frame, std::size_t n) {
@@ -665,6 +705,9 @@ class PolyphaseResampler final : public ResamplerImplBase {
   const S* table_ = nullptr;
   static constexpr std::size_t kScratchMin = 256;
   static constexpr std::uint64_t kMaxPhaseMajorScratch = std::uint64_t{1} << 20;  // samples
+  static constexpr std::uint64_t kMaxConsecutiveUp = 64;
+  bool consecutive_ = false;
+  std::vector<S> phase_tmp_;  // one phase's outputs before they are interleaved
   bool phase_major_ = false;
   std::size_t scratch_cap_ = kScratchMin;
   std::vector<S> scratch_;  // [channel][scratch_cap_] outputs awaiting conversion

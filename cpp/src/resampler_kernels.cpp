@@ -30,6 +30,17 @@ S dot_portable(const S* c, const S* x, std::size_t k) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+// Consecutive windows, tap by tap: the portable reference for every vector width (each output
+// is one chain in tap order, so lanes of any width give the same bits as this loop).
+template <typename S>
+void consecutive_portable(const S* row, const S* x, std::size_t k, std::size_t n, S* out) {
+  for (std::size_t j = 0; j < n; ++j) {
+    S acc = S(0);
+    for (std::size_t t = 0; t < k; ++t) acc += row[t] * x[j + t];
+    out[j] = acc;
+  }
+}
+
 // Groups on the narrower paths are plain loops over the single-output kernel.
 template <typename S, S (*Dot)(const S*, const S*, std::size_t)>
 void group_from(const S* const* rows, const S* const* xs, const S* /*block*/, std::size_t k,
@@ -114,6 +125,12 @@ struct Avx2Ops<float> {
   __attribute__((target("avx2,fma"), always_inline)) static float reduce(Vec a) {
     return hsum256_ps(a);
   }
+  __attribute__((target("avx2,fma"), always_inline)) static Vec broadcast(const float* p) {
+    return _mm256_broadcast_ss(p);
+  }
+  __attribute__((target("avx2,fma"), always_inline)) static void store(float* p, Vec a) {
+    _mm256_store_ps(p, a);
+  }
 };
 
 template <>
@@ -132,7 +149,57 @@ struct Avx2Ops<double> {
   __attribute__((target("avx2,fma"), always_inline)) static double reduce(Vec a) {
     return hsum256_pd(a);
   }
+  __attribute__((target("avx2,fma"), always_inline)) static Vec broadcast(const double* p) {
+    return _mm256_broadcast_sd(p);
+  }
+  __attribute__((target("avx2,fma"), always_inline)) static void store(double* p, Vec a) {
+    _mm256_store_pd(p, a);
+  }
 };
+
+// Consecutive windows, eight (four) outputs per register, four registers per pass so four
+// independent chains hide the multiply-add latency.
+// V registers of consecutive outputs in one pass over the taps: V independent chains.
+template <typename S, int V>
+__attribute__((target("avx2,fma"))) void consecutive_pass_avx2(const S* row, const S* x, std::size_t k,
+                                                    std::size_t n, S* out) {
+  using Ops = Avx2Ops<S>;
+  using Vec = typename Ops::Vec;
+  constexpr std::size_t kW = Ops::kLanes;
+  Vec acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = Ops::zero();
+  for (std::size_t t = 0; t < k; ++t) {
+    const Vec c = Ops::broadcast(row + t);
+    for (int v = 0; v < V; ++v) acc[v] = Ops::fma(c, Ops::load(x + t + v * kW), acc[v]);
+  }
+  alignas(64) S tmp[kW];
+  for (int v = 0; v < V; ++v) {
+    const std::size_t first = static_cast<std::size_t>(v) * kW;
+    if (first >= n) break;
+    Ops::store(tmp, acc[v]);
+    const std::size_t count = std::min(kW, n - first);
+    for (std::size_t l = 0; l < count; ++l) out[first + l] = tmp[l];
+  }
+}
+
+// Only as many registers as there are outputs left, so reads end within one vector past
+// the last window.
+template <typename S>
+void consecutive_avx2(const S* row, const S* x, std::size_t k, std::size_t n, S* out) {
+  constexpr std::size_t kW = Avx2Ops<S>::kLanes;
+  std::size_t j = 0;
+  for (; j + 4 * kW <= n; j += 4 * kW) consecutive_pass_avx2<S, 4>(row, x + j, k, 4 * kW, out + j);
+  const std::size_t left = n - j;
+  if (left > 3 * kW) {
+    consecutive_pass_avx2<S, 4>(row, x + j, k, left, out + j);
+  } else if (left > 2 * kW) {
+    consecutive_pass_avx2<S, 3>(row, x + j, k, left, out + j);
+  } else if (left > kW) {
+    consecutive_pass_avx2<S, 2>(row, x + j, k, left, out + j);
+  } else if (left > 0) {
+    consecutive_pass_avx2<S, 1>(row, x + j, k, left, out + j);
+  }
+}
 
 enum class Avx2Share { kRow, kWindow, kNone };
 
@@ -237,6 +304,12 @@ struct Avx512Ops<float> {
     const __m512 s4 = _mm512_add_ps(s3, _mm512_permute_ps(s3, 0xB1));
     return _mm512_cvtss_f32(s4);
   }
+  __attribute__((target("avx512f"), always_inline)) static Vec broadcast(const float* p) {
+    return _mm512_set1_ps(*p);
+  }
+  __attribute__((target("avx512f"), always_inline)) static void store(float* p, Vec a) {
+    _mm512_store_ps(p, a);
+  }
   __attribute__((target("avx512f"), always_inline)) static __m512i index(std::ptrdiff_t shift) {
     return _mm512_add_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -268,6 +341,12 @@ struct Avx512Ops<double> {
     const __m512d s2 = _mm512_add_pd(s1, _mm512_shuffle_f64x2(s1, s1, 0x01));
     const __m512d s3 = _mm512_add_pd(s2, _mm512_permute_pd(s2, 0x55));
     return _mm512_cvtsd_f64(s3);
+  }
+  __attribute__((target("avx512f"), always_inline)) static Vec broadcast(const double* p) {
+    return _mm512_set1_pd(*p);
+  }
+  __attribute__((target("avx512f"), always_inline)) static void store(double* p, Vec a) {
+    _mm512_store_pd(p, a);
   }
   __attribute__((target("avx512f"), always_inline)) static __m512i index(std::ptrdiff_t shift) {
     return _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
@@ -311,6 +390,48 @@ __attribute__((target("avx512f"), always_inline)) inline void reduce8_avx512(
   for (int k = 0; k < 4; ++k) {
     out[k] = t[4 * k];
     out[4 + k] = t[4 * k + 1];
+  }
+}
+
+// V registers of consecutive outputs in one pass over the taps: V independent chains.
+template <typename S, int V>
+__attribute__((target("avx512f"))) void consecutive_pass_avx512(const S* row, const S* x, std::size_t k,
+                                                    std::size_t n, S* out) {
+  using Ops = Avx512Ops<S>;
+  using Vec = typename Ops::Vec;
+  constexpr std::size_t kW = Ops::kLanes;
+  Vec acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = Ops::zero();
+  for (std::size_t t = 0; t < k; ++t) {
+    const Vec c = Ops::broadcast(row + t);
+    for (int v = 0; v < V; ++v) acc[v] = Ops::fma(c, Ops::load(x + t + v * kW), acc[v]);
+  }
+  alignas(64) S tmp[kW];
+  for (int v = 0; v < V; ++v) {
+    const std::size_t first = static_cast<std::size_t>(v) * kW;
+    if (first >= n) break;
+    Ops::store(tmp, acc[v]);
+    const std::size_t count = std::min(kW, n - first);
+    for (std::size_t l = 0; l < count; ++l) out[first + l] = tmp[l];
+  }
+}
+
+// Only as many registers as there are outputs left, so reads end within one vector past
+// the last window.
+template <typename S>
+void consecutive_avx512(const S* row, const S* x, std::size_t k, std::size_t n, S* out) {
+  constexpr std::size_t kW = Avx512Ops<S>::kLanes;
+  std::size_t j = 0;
+  for (; j + 4 * kW <= n; j += 4 * kW) consecutive_pass_avx512<S, 4>(row, x + j, k, 4 * kW, out + j);
+  const std::size_t left = n - j;
+  if (left > 3 * kW) {
+    consecutive_pass_avx512<S, 4>(row, x + j, k, left, out + j);
+  } else if (left > 2 * kW) {
+    consecutive_pass_avx512<S, 3>(row, x + j, k, left, out + j);
+  } else if (left > kW) {
+    consecutive_pass_avx512<S, 2>(row, x + j, k, left, out + j);
+  } else if (left > 0) {
+    consecutive_pass_avx512<S, 1>(row, x + j, k, left, out + j);
   }
 }
 
@@ -404,14 +525,14 @@ Kernels<float> kernels_for<float>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {group_from<float, dot_sse2_f>};
+      return {group_from<float, dot_sse2_f>, consecutive_portable<float>};
     case Isa::kAvx2:
-      return {group_avx2_dispatch<float>};
+      return {group_avx2_dispatch<float>, consecutive_avx2<float>};
     case Isa::kAvx512:
-      return {group_avx512_dispatch<float>};
+      return {group_avx512_dispatch<float>, consecutive_avx512<float>};
 #endif
     default:
-      return {group_from<float, dot_portable<float>>};
+      return {group_from<float, dot_portable<float>>, consecutive_portable<float>};
   }
 }
 
@@ -420,14 +541,14 @@ Kernels<double> kernels_for<double>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {group_from<double, dot_sse2_d>};
+      return {group_from<double, dot_sse2_d>, consecutive_portable<double>};
     case Isa::kAvx2:
-      return {group_avx2_dispatch<double>};
+      return {group_avx2_dispatch<double>, consecutive_avx2<double>};
     case Isa::kAvx512:
-      return {group_avx512_dispatch<double>};
+      return {group_avx512_dispatch<double>, consecutive_avx512<double>};
 #endif
     default:
-      return {group_from<double, dot_portable<double>>};
+      return {group_from<double, dot_portable<double>>, consecutive_portable<double>};
   }
 }
 

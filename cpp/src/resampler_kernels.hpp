@@ -16,6 +16,11 @@ struct Kernels {
   // samples may be read up to one vector past each window's end.
   void (*group)(const S* const* rows, const S* const* xs, const S* block, std::size_t k,
                 std::size_t g, S* out);
+  // n outputs with one row over consecutive windows: out[j] = sum_t row[t] * x[j + t], each a
+  // single chain of multiply-adds in tap order, vectorised across outputs (no horizontal
+  // sums). A different summation order from `group`: a stream uses one or the other for all
+  // its outputs. Reads up to one vector of samples past the last window.
+  void (*consecutive)(const S* row, const S* x, std::size_t k, std::size_t n, S* out);
 };
 
 constexpr std::size_t kMaxGroup = 8;
