@@ -490,11 +490,14 @@ class PolyphaseResampler final : public ResamplerImplBase {
     std::size_t batch = 0;  // outputs computed into scratch_, not yet stored
     S group_sums[detail::kMaxGroup];
     while (emitted_ < target) {
-      // Take kMaxGroup periods of up_ outputs and compute them phase by phase, so each group
-      // shares one coefficient row (outputs one period apart are down_ samples apart) and no
-      // window has to be cut out with a permutation. Bits are the same as with any grouping.
-      const std::uint64_t span = detail::kMaxGroup * up_;
-      if (phase_major_ && target - emitted_ >= span) {
+      // Take up to kMaxGroup whole periods of up_ outputs (at least kMinPeriods) and compute
+      // them phase by phase, so each group shares one coefficient row (outputs one period
+      // apart are down_ samples apart) and no window has to be cut out with a permutation.
+      // Bits are the same as with any grouping.
+      const std::uint64_t periods =
+          std::min<std::uint64_t>(detail::kMaxGroup, (target - emitted_) / up_);
+      const std::uint64_t span = periods * up_;
+      if (phase_major_ && periods >= kMinPeriods) {
         if (batch + span > scratch_cap_) {
           store_batch(out, out_pos + produced, batch);
           produced += batch;
@@ -504,13 +507,13 @@ class PolyphaseResampler final : public ResamplerImplBase {
           const std::size_t start = static_cast<std::size_t>(
               static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_) -
               origin_);
-          for (std::size_t j = 0; j < detail::kMaxGroup; ++j) rows[j] = table_ + next_phase_ * taps_;
+          for (std::size_t j = 0; j < periods; ++j) rows[j] = table_ + next_phase_ * taps_;
           for (std::size_t c = 0; c < channels_; ++c) {
             const S* h = history_[c].data();
-            for (std::size_t j = 0; j < detail::kMaxGroup; ++j) xs[j] = h + start + j * down_;
-            kernels_.group(rows, xs, nullptr, taps_, detail::kMaxGroup, group_sums);
+            for (std::size_t j = 0; j < periods; ++j) xs[j] = h + start + j * down_;
+            kernels_.group(rows, xs, nullptr, taps_, periods, group_sums);
             S* dst = scratch_.data() + c * scratch_cap_ + batch + p;
-            for (std::size_t j = 0; j < detail::kMaxGroup; ++j) dst[j * up_] = group_sums[j];
+            for (std::size_t j = 0; j < periods; ++j) dst[j * up_] = group_sums[j];
           }
           next_index_ += step_int;
           next_phase_ += step_frac;
@@ -519,7 +522,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
             ++next_index_;
           }
         }
-        next_index_ += (detail::kMaxGroup - 1) * down_;  // whole periods: the phase is unchanged
+        next_index_ += (periods - 1) * down_;  // whole periods: the phase is unchanged
         batch += span;
         emitted_ += span;
         if (batch + detail::kMaxGroup > scratch_cap_ || emitted_ == target) {
@@ -706,6 +709,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
   static constexpr std::size_t kScratchMin = 256;
   static constexpr std::uint64_t kMaxPhaseMajorScratch = std::uint64_t{1} << 20;  // samples
   static constexpr std::uint64_t kMaxConsecutiveUp = 64;
+  static constexpr std::uint64_t kMinPeriods = 2;
   bool consecutive_ = false;
   std::vector<S> phase_tmp_;  // one phase's outputs before they are interleaved
   bool phase_major_ = false;
