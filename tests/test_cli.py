@@ -36,7 +36,8 @@ class EmulatorThread:
 
     def __init__(self, **options: object) -> None:
         self.loop = asyncio.new_event_loop()
-        self.emulator = Emulator(pace="fast", **options)  # type: ignore[arg-type]
+        options.setdefault("pace", "fast")
+        self.emulator = Emulator(**options)  # type: ignore[arg-type]
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -379,3 +380,23 @@ def test_unwritable_output_and_internal_errors_are_one_line(
     assert main([*server.call_args(), "--input", str(path), *FAST]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: a bug" in err and "Traceback" not in err
+
+
+def test_record_is_time_aligned(speech_wav: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, _ = speech_wav  # 0.5 s of tone, then 0.5 s of silence
+    record = tmp_path / "both.wav"
+    with EmulatorThread(pace="realtime") as server:
+        assert main([*server.call_args(), "--input", str(path), "--record", str(record),
+                     "--idle-timeout", "0.3"]) == 0
+    stereo = read_wav(record).samples
+
+    def loud(channel: int, start: float, end: float) -> float:
+        window = stereo[int(start * 48_000) : int(end * 48_000), channel].astype(np.float64)
+        return float(np.sqrt(np.mean(window**2))) if len(window) else 0.0
+
+    assert loud(0, 0.05, 0.45) > 5_000 and loud(0, 0.55, 0.95) == 0.0  # the user, as sent
+    # The agent: the greeting (0.6 s) at once, then the echo after the end of the user's
+    # speech (0.5 s) plus the emulator's VAD hangover (0.4 s), all on the same clock.
+    assert loud(1, 0.05, 0.2) > 1_000
+    assert loud(1, 0.65, 0.85) < 100
+    assert loud(1, 1.0, 1.3) > 5_000
