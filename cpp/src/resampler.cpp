@@ -322,7 +322,8 @@ class PolyphaseResampler final : public ResamplerImplBase {
     // Phase-major groups need kMaxGroup periods of outputs in scratch; allow it while the
     // scratch stays modest (it is per channel).
     const std::uint64_t span = detail::kMaxGroup * up_;
-    consecutive_ = !interpolated_ && down_ == 1 && up_ > 1 && up_ <= kMaxConsecutiveUp;
+    consecutive_ = kernels_.consecutive != nullptr && !interpolated_ && down_ == 1 && up_ > 1 &&
+                   up_ <= kMaxConsecutiveUp;
     phase_major_ = !consecutive_ && !interpolated_ && up_ > 1 &&
                    span * channels_ <= kMaxPhaseMajorScratch;
     scratch_cap_ = std::max<std::size_t>(kScratchMin,

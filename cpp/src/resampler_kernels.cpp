@@ -30,17 +30,6 @@ S dot_portable(const S* c, const S* x, std::size_t k) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-// Consecutive windows, tap by tap: the portable reference for every vector width (each output
-// is one chain in tap order, so lanes of any width give the same bits as this loop).
-template <typename S>
-void consecutive_portable(const S* row, const S* x, std::size_t k, std::size_t n, S* out) {
-  for (std::size_t j = 0; j < n; ++j) {
-    S acc = S(0);
-    for (std::size_t t = 0; t < k; ++t) acc += row[t] * x[j + t];
-    out[j] = acc;
-  }
-}
-
 // Groups on the narrower paths are plain loops over the single-output kernel.
 template <typename S, S (*Dot)(const S*, const S*, std::size_t)>
 void group_from(const S* const* rows, const S* const* xs, const S* /*block*/, std::size_t k,
@@ -525,14 +514,14 @@ Kernels<float> kernels_for<float>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {group_from<float, dot_sse2_f>, consecutive_portable<float>};
+      return {group_from<float, dot_sse2_f>, nullptr};
     case Isa::kAvx2:
       return {group_avx2_dispatch<float>, consecutive_avx2<float>};
     case Isa::kAvx512:
       return {group_avx512_dispatch<float>, consecutive_avx512<float>};
 #endif
     default:
-      return {group_from<float, dot_portable<float>>, consecutive_portable<float>};
+      return {group_from<float, dot_portable<float>>, nullptr};
   }
 }
 
@@ -541,14 +530,14 @@ Kernels<double> kernels_for<double>(Isa isa) {
   switch (isa) {
 #if ANUNZI_X86
     case Isa::kSse2:
-      return {group_from<double, dot_sse2_d>, consecutive_portable<double>};
+      return {group_from<double, dot_sse2_d>, nullptr};
     case Isa::kAvx2:
       return {group_avx2_dispatch<double>, consecutive_avx2<double>};
     case Isa::kAvx512:
       return {group_avx512_dispatch<double>, consecutive_avx512<double>};
 #endif
     default:
-      return {group_from<double, dot_portable<double>>, consecutive_portable<double>};
+      return {group_from<double, dot_portable<double>>, nullptr};
   }
 }
 

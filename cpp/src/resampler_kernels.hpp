@@ -19,7 +19,8 @@ struct Kernels {
   // n outputs with one row over consecutive windows: out[j] = sum_t row[t] * x[j + t], each a
   // single chain of multiply-adds in tap order, vectorised across outputs (no horizontal
   // sums). A different summation order from `group`: a stream uses one or the other for all
-  // its outputs. Reads up to one vector of samples past the last window.
+  // its outputs. Reads up to one vector of samples past the last window. Null on the
+  // portable and SSE2 paths, where a scalar chain per output would be slower than `group`.
   void (*consecutive)(const S* row, const S* x, std::size_t k, std::size_t n, S* out);
 };
 
