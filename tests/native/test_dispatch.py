@@ -39,6 +39,7 @@ def test_unknown_environment_value_falls_back_to_the_best_level() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == _native.supported_isas()[-1]
+    assert "RuntimeWarning: ANUNZI_FAST_ISA='avx9000' is unknown" in result.stderr
 
 
 def test_levels_listed_lowest_first_and_portable_always_there() -> None:
