@@ -1,5 +1,15 @@
 """anunzi-fast: a real-time Python client for Anunzi voice agents with a native audio core.
 
+The session (see :func:`connect`)::
+
+    async with anunzi_fast.connect(assistant_id="...", api_key="...") as call:
+        await call.send_audio(samples, sample_rate)
+        async for event in call:
+            ...
+
+:func:`request_session_url` (and its sync twin) fetches a session URL; the errors form one
+tree under :class:`AnunziError`; :class:`Emulator` runs the service locally.
+
 The native core (``anunzi_fast._native``):
 
 - :func:`float_to_pcm16` / :func:`pcm16_to_float`: browser-exact PCM conversion, zero copy.
@@ -26,6 +36,44 @@ from anunzi_fast._native import (
     pcm16_to_float,
     supported_isas,
 )
+from anunzi_fast.auth import (
+    DEFAULT_BASE_URL,
+    RetryPolicy,
+    SessionURL,
+    request_session_url,
+    request_session_url_sync,
+)
+from anunzi_fast.client import Call, CallEvent, CallMetrics, Reconnected, connect
+from anunzi_fast.emulator import Emulator, Fault
+from anunzi_fast.errors import (
+    AnunziError,
+    AssistantNotFoundError,
+    AudioDeviceError,
+    AuthenticationError,
+    BadRequestError,
+    CallerError,
+    ConnectionLostError,
+    CredentialsError,
+    InvalidArgumentError,
+    NetworkError,
+    PeerError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RemoteProtocolError,
+    ServerError,
+    SessionClosedError,
+    SessionTokenRejectedError,
+)
+from anunzi_fast.protocol import (
+    AGENT_SAMPLE_RATE,
+    CLIENT_SAMPLE_RATE,
+    AgentAudio,
+    AgentReady,
+    Event,
+    MalformedMessage,
+    ServerMessage,
+    SessionProtocol,
+)
 from anunzi_fast.resample import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
 
 __version__ = "0.1.0"
@@ -39,19 +87,56 @@ if (_forced := _os.environ.get("ANUNZI_FAST_ISA")) and _forced != active_isa():
     )
 
 __all__ = [
+    "AGENT_SAMPLE_RATE",
+    "CLIENT_SAMPLE_RATE",
+    "DEFAULT_BASE_URL",
     "HQ",
     "LQ",
     "MQ",
     "QQ",
     "VHQ",
+    "AgentAudio",
+    "AgentReady",
+    "AnunziError",
+    "AssistantNotFoundError",
+    "AudioDeviceError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Call",
+    "CallEvent",
+    "CallMetrics",
+    "CallerError",
+    "ConnectionLostError",
+    "CredentialsError",
+    "Emulator",
+    "Event",
+    "Fault",
+    "InvalidArgumentError",
     "JitterBuffer",
     "JitterStats",
+    "MalformedMessage",
+    "NetworkError",
+    "PeerError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "Reconnected",
+    "RemoteProtocolError",
     "ResampleStream",
+    "RetryPolicy",
+    "ServerError",
+    "ServerMessage",
+    "SessionClosedError",
+    "SessionProtocol",
+    "SessionTokenRejectedError",
+    "SessionURL",
     "SpscRing",
     "__version__",
     "active_isa",
+    "connect",
     "float_to_pcm16",
     "pcm16_to_float",
+    "request_session_url",
+    "request_session_url_sync",
     "resample",
     "supported_isas",
 ]
