@@ -20,7 +20,7 @@ import samplerate
 import scipy.signal
 import soxr
 
-from anunzi_fast import resample as rs
+from anunzi_fast import resampler as rs
 
 PAIRS = [(48000, 16000), (16000, 48000), (16000, 44100), (44100, 48000)]
 

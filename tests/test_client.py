@@ -362,7 +362,7 @@ async def test_no_jitter_buffer_and_no_event_queue(emulator: Emulator) -> None:
 async def test_other_rates_are_resampled_across_calls(
     emulator: Emulator, rate: int, dtype: type
 ) -> None:
-    from anunzi_fast.resample import resample
+    from anunzi_fast.resampler import resample
 
     async with asyncio.timeout(TEST_TIMEOUT):
         t = np.arange(rate) / rate

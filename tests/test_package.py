@@ -24,3 +24,17 @@ def test_all_lists_every_public_name() -> None:
     assert public <= set(anunzi_fast.__all__)
     for name in anunzi_fast.__all__:
         assert hasattr(anunzi_fast, name), name
+
+
+def test_soxr_style_code_runs_on_the_package_and_the_submodule() -> None:
+    import numpy as np
+
+    import anunzi_fast as soxr
+    import anunzi_fast.resampler as submodule
+
+    x = np.zeros(480, np.float32)
+    for api in (soxr, submodule):
+        assert api.resample(x, 48000, 16000, quality="soxr_hq").shape == (160,)
+        stream = api.ResampleStream(48000, 16000, 1, dtype="float32", quality=api.HQ)
+        assert stream.resample_chunk(x, last=True).shape == (160,)
+    assert soxr.resample is submodule.resample

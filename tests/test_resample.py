@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from anunzi_fast import _resampler
-from anunzi_fast import resample as rs
-from anunzi_fast.resample import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
+from anunzi_fast import resampler as rs
+from anunzi_fast.resampler import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
 
 RATE_PAIRS = [
     (48000, 16000),

@@ -16,7 +16,7 @@ The native core (``anunzi_fast._native``):
 - :class:`SpscRing`: a lock-free single-producer/single-consumer sample ring.
 - :class:`JitterBuffer`: the playback queue with prefill, underrun and overflow accounting.
 
-The streaming resampler (:mod:`anunzi_fast.resample`) has python-soxr's API, so
+The streaming resampler (:mod:`anunzi_fast.resampler`) has python-soxr's API, so
 ``import anunzi_fast as soxr`` runs code written for soxr: :func:`resample`,
 :class:`ResampleStream` and the quality constants ``QQ``, ``LQ``, ``MQ``, ``HQ``, ``VHQ``.
 
@@ -74,7 +74,7 @@ from anunzi_fast.protocol import (
     ServerMessage,
     SessionProtocol,
 )
-from anunzi_fast.resample import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
+from anunzi_fast.resampler import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
 
 __version__ = "0.1.0"
 

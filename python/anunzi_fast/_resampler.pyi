@@ -1,5 +1,5 @@
 # Type stub of the compiled module anunzi_fast._resampler (cpp/bindings/resampler_module.cpp).
-# Public code uses anunzi_fast.resample, which validates arguments before calling in here.
+# Public code uses anunzi_fast.resampler, which validates arguments before calling in here.
 import numpy as np
 
 QQ: int

@@ -90,7 +90,7 @@ class Recorder:
         self._place(0, np.array(pcm16_48k), time.monotonic(), len(pcm16_48k))
 
     def add_agent(self, pcm16_16k: npt.NDArray[np.int16]) -> None:
-        from .resample import ResampleStream
+        from .resampler import ResampleStream
 
         if self._upsampler is None:
             self._upsampler = ResampleStream(AGENT_SAMPLE_RATE, CLIENT_SAMPLE_RATE, 1,
@@ -284,7 +284,7 @@ def write_output(path: str, agent: npt.NDArray[np.int16], output_rate: int | Non
     if output_rate is None or output_rate == AGENT_SAMPLE_RATE:
         write_wav(path, agent, AGENT_SAMPLE_RATE)
         return
-    from .resample import resample
+    from .resampler import resample
 
     resampled = resample(agent.astype(np.float32) / 32768.0, AGENT_SAMPLE_RATE, output_rate)
     write_wav(path, float_to_pcm16(cast("Buffer", np.ascontiguousarray(resampled, np.float32))),

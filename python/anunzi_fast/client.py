@@ -622,7 +622,7 @@ def _downmix(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 def _resample_stream(in_rate: int, out_rate: int) -> Any:
     # Imported lazily: 48 kHz input and 16 kHz playback, the common cases, never need it.
-    from .resample import ResampleStream
+    from .resampler import ResampleStream
 
     return ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ")
 
