@@ -445,12 +445,26 @@ def test_design_too_large_is_value_error() -> None:
         ResampleStream(192000, 1, 1, quality="VHQ")
 
 
+@pytest.mark.parametrize(("quality", "limit"), [(HQ, -125), (VHQ, -150)])
 @pytest.mark.parametrize("freq", [8200, 8500, 8800])
-def test_vhq_has_no_aliasing_just_above_nyquist(freq: int) -> None:
-    # HQ lets 8-8.72 kHz alias into its transition band (documented); VHQ must not.
+def test_no_aliasing_just_above_nyquist(quality: int, limit: float, freq: int) -> None:
+    # HQ and VHQ reject everything above the output Nyquist, as soxr HQ does (only QQ-MQ let
+    # the band just above Nyquist alias into their transition band, documented).
     x = tone(freq, 48000, 48000)
-    y = resample(x, 48000, 16000, quality=VHQ)
-    assert db(rms(y[800:-800]) / rms(x)) < -150
+    y = resample(x, 48000, 16000, quality=quality)
+    assert db(rms(y[800:-800]) / rms(x)) < limit
+
+
+@pytest.mark.parametrize(("in_rate", "out_rate"), [(16000, 48000), (16000, 44100), (8000, 16000)])
+def test_hq_upsampling_leaves_no_image_of_a_tone_near_nyquist(in_rate: int, out_rate: int) -> None:
+    # A tone at 0.95 of the input Nyquist must not come back mirrored above it.
+    freq = 0.95 * in_rate / 2
+    y = resample(tone(freq, in_rate, in_rate).astype(np.float32), in_rate, out_rate)
+    y = y[out_rate // 10 : -out_rate // 10].astype(np.float64)
+    t = np.arange(len(y)) / out_rate
+    basis = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
+    assert db(rms(y - basis @ coef) / rms(basis @ coef)) < -120
 
 
 def test_negative_and_odd_strides_read_in_place() -> None:

@@ -125,7 +125,7 @@ FilterSpec filter_spec(Quality quality) {
     case Quality::kMedium:
       return {0.90, 1.10, 105.0, false};
     case Quality::kHigh:
-      return {0.91, 1.09, 130.0, false};
+      return {0.91, 1.00, 130.0, false};
     case Quality::kVeryHigh:
       return {0.91, 1.00, 175.0, true};
   }

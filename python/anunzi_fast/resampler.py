@@ -23,16 +23,16 @@ name  passband  stopband   design  alias 10k/20k   THD+N 1 kHz  latency  arithme
 QQ    0.80      from 1.20  50 dB   -49 / -79 dB    -152 dB      0.44 ms  float32
 LQ    0.85      from 1.15  80 dB   -88 / -115 dB   -152 dB      1.06 ms  float32
 MQ    0.90      from 1.10  105 dB  -118 / -132 dB  -147 dB      2.12 ms  float32
-HQ    0.91      from 1.09  130 dB  -136 / -150 dB  -147 dB      2.94 ms  float32
+HQ    0.91      from 1.00  130 dB  -158 / -144 dB  -141 dB      5.88 ms  float32
 VHQ   0.91      from 1.00  175 dB  -193 / -209 dB  -252 dB      8.06 ms  float64
 ====  ========  =========  ======  ==============  ===========  =======  ==========
 
-QQ to HQ put the stopband edge above Nyquist (at 2 - passband): input between Nyquist and
-that edge aliases, but only into the transition band above the passband (for HQ at 48 kHz ->
-16 kHz, an 8.5 kHz tone leaves -49 dB at 7.5 kHz, where soxr HQ leaves -136 dB). That halves
-the filter length, the cost and the latency. VHQ has no aliasing at all. With float32 data
-VHQ's residual is bounded near -160 dB by the float32 input itself. Latency scales with the
-lower rate: at HQ it is 3.0 ms for 16 kHz <-> 48 kHz, 1.1 ms for 44.1 <-> 48 kHz and 6.0 ms for
+HQ and VHQ reject everything above the output Nyquist, as soxr does (at 48 kHz -> 16 kHz an
+8.2 kHz tone leaves -134 dB). QQ, LQ and MQ put the stopband edge above Nyquist (at
+2 - passband), which shortens their filters and latency: input between Nyquist and that edge
+aliases, but only into the transition band above the passband. With float32 data VHQ's
+residual is bounded near -160 dB by the float32 input itself. Latency scales with the lower
+rate: at HQ it is 5.9 ms for 16 kHz <-> 48 kHz, 2.2 ms for 44.1 <-> 48 kHz and 11.9 ms for
 8 kHz -> 16 kHz. float64 and int32 streams are always computed in float64; float32 and int16
 streams in float32 (except VHQ). ``ANUNZI_FAST_ISA=portable|sse2|avx2|avx512`` forces a kernel
 path when a stream is built; results are bit-identical within a path, and agree across paths
