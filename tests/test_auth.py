@@ -328,3 +328,20 @@ def test_all_is_complete_and_sorted() -> None:
         public = {name for name in vars(module) if not name.startswith("_")
                   and getattr(vars(module)[name], "__module__", None) == module.__name__}
         assert public <= set(module.__all__), public - set(module.__all__)
+
+
+def test_token_exchange_steps_without_io() -> None:
+    # The retry loop is sans-I/O: it says what to do next and is told what happened.
+    policy = RetryPolicy(initial_backoff=1.0, max_backoff=1.0)
+    exchange = auth._token_exchange("asst-1", f"{BASE_URL}/x", {"A": "b"}, policy)
+    first = next(exchange)
+    assert isinstance(first, auth._Get) and first.url == f"{BASE_URL}/x"
+    wait = exchange.send(httpx.Response(503))
+    assert isinstance(wait, auth._Wait) and 0.5 <= wait.seconds <= 1.0
+    assert isinstance(exchange.send(None), auth._Get)
+    wait = exchange.send(httpx.ConnectError("refused"))
+    assert isinstance(wait, auth._Wait)
+    assert isinstance(exchange.send(None), auth._Get)
+    with pytest.raises(StopIteration) as done:
+        exchange.send(httpx.Response(200, json={"sessionURL": SESSION_URL}))
+    assert done.value.value == SESSION_URL

@@ -26,8 +26,9 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import TypeAlias, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -395,6 +396,52 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+@dataclass(frozen=True)
+class _Get:
+    """Step of :func:`_token_exchange`: perform this GET and send back what happened."""
+
+    url: str
+    headers: dict[str, str]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """Step of :func:`_token_exchange`: wait this long, then send back ``None``."""
+
+    seconds: float
+
+
+_Outcome: TypeAlias = "httpx.Response | httpx.TransportError | None"
+
+
+def _token_exchange(
+    assistant_id: str, url: str, headers: dict[str, str], policy: RetryPolicy
+) -> Generator[_Get | _Wait, _Outcome, SessionURL]:
+    """The whole retry loop without I/O, shared by the async and the sync request.
+
+    Yields the next step; is sent the response (or the transport error) of each GET; returns
+    the session URL or raises the final error.
+    """
+    schedule = _RetrySchedule(policy)
+    while True:
+        outcome = yield _Get(url, headers, schedule.attempt_timeout())
+        if isinstance(outcome, httpx.Response):
+            error = _error_for_response(outcome, assistant_id)
+            if error is None:
+                return _parse_session_url(outcome)
+        else:
+            assert isinstance(outcome, httpx.TransportError)
+            error = _network_error(outcome, url)
+            error.__cause__ = outcome
+        delay = schedule.delay_before_retry(error)
+        if delay is None:
+            raise _final_error(error, schedule.attempts)
+        _logger.debug("token request attempt %d failed (%s); retrying in %.2fs",
+                      schedule.attempts, error, delay)
+        yield _Wait(delay)
+
+
 # Indirection so tests can observe waits without slowing down or patching asyncio itself.
 _async_sleep = asyncio.sleep
 _sync_sleep = time.sleep
@@ -428,26 +475,24 @@ async def request_session_url(
         RemoteProtocolError: For an answer that is not the documented JSON.
     """
     url, headers = _prepare(assistant_id, api_key, base_url)
-    schedule = _RetrySchedule(retry or RetryPolicy())
+    exchange = _token_exchange(assistant_id, url, headers, retry or RetryPolicy())
     client = http_client or httpx.AsyncClient(follow_redirects=False,
                                               verify=shared_ssl_context())
     try:
+        step = next(exchange)
         while True:
-            timeout = schedule.attempt_timeout()
-            try:
-                response = await client.get(url, headers=headers, timeout=timeout)
-                error = _error_for_response(response, assistant_id)
-                if error is None:
-                    return _parse_session_url(response)
-            except httpx.TransportError as exc:
-                error = _network_error(exc, url)
-                error.__cause__ = exc
-            delay = schedule.delay_before_retry(error)
-            if delay is None:
-                raise _final_error(error, schedule.attempts)
-            _logger.debug("token request attempt %d failed (%s); retrying in %.2fs",
-                          schedule.attempts, error, delay)
-            await _async_sleep(delay)
+            outcome: _Outcome = None
+            if isinstance(step, _Wait):
+                await _async_sleep(step.seconds)
+            else:
+                try:
+                    outcome = await client.get(step.url, headers=step.headers,
+                                               timeout=step.timeout)
+                except httpx.TransportError as exc:
+                    outcome = exc
+            step = exchange.send(outcome)
+    except StopIteration as done:
+        return cast(SessionURL, done.value)
     finally:
         if http_client is None:
             await client.aclose()
@@ -463,25 +508,22 @@ def request_session_url_sync(
 ) -> SessionURL:
     """Blocking twin of :func:`request_session_url`, with the same arguments and errors."""
     url, headers = _prepare(assistant_id, api_key, base_url)
-    schedule = _RetrySchedule(retry or RetryPolicy())
+    exchange = _token_exchange(assistant_id, url, headers, retry or RetryPolicy())
     client = http_client or httpx.Client(follow_redirects=False, verify=shared_ssl_context())
     try:
+        step = next(exchange)
         while True:
-            timeout = schedule.attempt_timeout()
-            try:
-                response = client.get(url, headers=headers, timeout=timeout)
-                error = _error_for_response(response, assistant_id)
-                if error is None:
-                    return _parse_session_url(response)
-            except httpx.TransportError as exc:
-                error = _network_error(exc, url)
-                error.__cause__ = exc
-            delay = schedule.delay_before_retry(error)
-            if delay is None:
-                raise _final_error(error, schedule.attempts)
-            _logger.debug("token request attempt %d failed (%s); retrying in %.2fs",
-                          schedule.attempts, error, delay)
-            _sync_sleep(delay)
+            outcome: _Outcome = None
+            if isinstance(step, _Wait):
+                _sync_sleep(step.seconds)
+            else:
+                try:
+                    outcome = client.get(step.url, headers=step.headers, timeout=step.timeout)
+                except httpx.TransportError as exc:
+                    outcome = exc
+            step = exchange.send(outcome)
+    except StopIteration as done:
+        return cast(SessionURL, done.value)
     finally:
         if http_client is None:
             client.close()
