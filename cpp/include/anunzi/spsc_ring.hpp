@@ -141,6 +141,11 @@ class SpscRing {
     std::atomic<bool>& flag;
   };
 
+  // A few microseconds of spinning catch a hand-off between two running threads; yielding
+  // next lets the other side run if it shares this core (a loaded machine); sleeping last.
+  static constexpr unsigned kSpinRounds = 256;
+  static constexpr unsigned kYieldRounds = 256;
+
   template <typename Ready>
   static bool wait_until(Ready ready, std::chrono::nanoseconds timeout) noexcept {
     using Clock = std::chrono::steady_clock;
@@ -151,13 +156,13 @@ class SpscRing {
       if (ready()) return true;
       // While spinning the clock is read now and then; once sleeping, every round, and no
       // nap runs past the deadline.
-      const bool spinning = round < 2048;
+      const bool spinning = round < kSpinRounds;
       if ((!spinning || (round & 63) == 0) && Clock::now() >= deadline) return ready();
       if (spinning) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
-      } else if (round < 2048 + 64) {
+      } else if (round < kSpinRounds + kYieldRounds) {
         std::this_thread::yield();
       } else {
         const auto left = deadline - Clock::now();
