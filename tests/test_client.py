@@ -471,3 +471,33 @@ async def test_empty_and_long_inputs(emulator: Emulator) -> None:
         record = await finished(emulator.sessions[0])
         assert record.client_ready  # the first call, even empty, starts the audio
         assert bytes(record.received) == long_input.tobytes()
+
+
+@pytest.mark.parametrize("moment", ["backoff", "connecting"])
+async def test_close_during_reconnection_leaks_no_connection(
+    emulator: Emulator, moment: str
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT):
+        retry = RetryPolicy(initial_backoff=0.4, max_backoff=0.4, deadline=5)
+        call = connect(assistant_id=Fault.ABRUPT_CLOSE, api_key=DEFAULT_API_KEY,
+                       base_url=emulator.base_url, retry=retry, reconnect=True)
+        connecting = asyncio.Event()
+        connect_once = call._connect_once
+
+        async def observed_connect_once() -> object:
+            connecting.set()
+            return await connect_once()
+
+        async with call:
+            call._connect_once = observed_connect_once  # type: ignore[method-assign]
+            await call.send_client_ready()
+            if moment == "backoff":
+                while call.metrics.reconnects == 0:  # the reader is sleeping before it retries
+                    await asyncio.sleep(0.005)
+            else:
+                await connecting.wait()  # the reader is fetching a new session
+            await call.close()
+        assert call.close_code == 1000  # the user closed; nothing was lost
+        # Every session the emulator served has ended: no connection was left open.
+        await asyncio.wait_for(
+            asyncio.gather(*(record.closed.wait() for record in emulator.sessions)), 2.0)

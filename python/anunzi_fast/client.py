@@ -263,6 +263,7 @@ class Call:
         self._input_rate: int | None = None
         self._input_resampler: Any = None
         self._closing = False
+        self._close_request: tuple[int, str] = (1000, "")
         self._finished = False
         self._reader_failure: AnunziError | None = None
         self.close_code: int | None = None
@@ -478,6 +479,8 @@ class Call:
                     self._record_close(code, reason)
                     return
                 if not await self._reconnect_after(code):
+                    if self._closing:  # the user closed while we reconnected
+                        code, reason = self._close_request
                     self._record_close(code, reason)
                     return
         except Exception as exc:  # never let the reader die silently
@@ -546,6 +549,8 @@ class Call:
             _logger.info("session closed with %d; reconnecting in %.2fs (attempt %d)",
                          code, delay, attempt)
             await asyncio.sleep(delay)
+            if self._closing:
+                return False
             try:
                 ws = await self._connect_once()
             except (NetworkError, ServerError, SessionTokenRejectedError) as exc:
@@ -553,6 +558,10 @@ class Call:
                 continue
             except AnunziError as exc:  # e.g. the key was revoked: retrying cannot help
                 self._reader_failure = exc
+                return False
+            if self._closing:
+                # close() already closed the old connection and will not see this one.
+                await ws.close(*self._close_request)
                 return False
             # A new session: new framing state, and the agent must hear client_ready again.
             self._protocol = SessionProtocol()
@@ -579,8 +588,10 @@ class Call:
             with contextlib.suppress(AnunziError):
                 await self.flush_audio()
         self._closing = True
-        if self._ws is not None:
-            await self._ws.close(code, reason)
+        self._close_request = (code, reason)
+        closed = self._ws
+        if closed is not None:
+            await closed.close(code, reason)
         reader = self._reader
         if reader is not None and not reader.done():
             # The reader can only be stuck on a full event queue nobody reads: stop it.
@@ -588,6 +599,9 @@ class Call:
             if not done:
                 reader.cancel()
         await self._wait_reader()
+        if self._ws is not closed and self._ws is not None:
+            # A reconnection completed meanwhile: that connection is ours to close too.
+            await self._ws.close(code, reason)
 
     async def wait_closed(self) -> None:
         """Wait until the session has ended, whoever closed it."""
