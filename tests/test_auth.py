@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -243,6 +246,72 @@ async def test_the_deadline_bounds_all_attempts() -> None:
         await fetch(handler, retry=RetryPolicy(max_attempts=10, deadline=0.5))
     assert time.monotonic() - started < 0.5
     assert len(seen) == 1
+
+
+class DrippingServer:
+    """An HTTP server on 127.0.0.1 that sends a valid token answer one byte every 0.1 s."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.05)
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._drip, args=(connection,), daemon=True).start()
+
+    def _drip(self, connection: socket.socket) -> None:
+        body = json.dumps({"sessionURL": SESSION_URL}).encode()
+        with connection:
+            try:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: %d\r\n\r\n" % len(body))
+                for byte in body:
+                    if self.stopped.wait(0.1):
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                pass  # the client gave up
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.listener.close()
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[DrippingServer]:
+    server = DrippingServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def test_the_deadline_bounds_a_dripping_body(dripping_server: DrippingServer) -> None:
+    # Without a bound on the whole attempt, the body would take 7 s to arrive in full.
+    async with asyncio.timeout(4.0):
+        with pytest.raises(NetworkError, match="timed out"):
+            await request_session_url("asst-1", API_KEY,
+                                      base_url=f"http://127.0.0.1:{dripping_server.port}",
+                                      retry=RetryPolicy(deadline=1.0))
+
+
+def test_the_deadline_bounds_a_dripping_body_sync(dripping_server: DrippingServer) -> None:
+    started = time.monotonic()
+    with pytest.raises(NetworkError, match="timed out"):
+        request_session_url_sync("asst-1", API_KEY,
+                                 base_url=f"http://127.0.0.1:{dripping_server.port}",
+                                 retry=RetryPolicy(deadline=1.0))
+    assert time.monotonic() - started < 4.0  # the whole body would take 7 s
 
 
 @pytest.mark.parametrize(

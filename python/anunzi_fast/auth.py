@@ -442,6 +442,47 @@ def _token_exchange(
         yield _Wait(delay)
 
 
+def _attempt_timed_out() -> httpx.TimeoutException:
+    return httpx.TimeoutException("the attempt ran out of time")
+
+
+async def _get_async(client: httpx.AsyncClient, step: _Get) -> _Outcome:
+    """One attempt, bounded as a whole: httpx's timeouts only bound each phase or read."""
+    try:
+        return await asyncio.wait_for(
+            client.get(step.url, headers=step.headers, timeout=step.timeout), step.timeout)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        return _attempt_timed_out()
+    except httpx.TransportError as exc:
+        return exc
+
+
+def _get_sync(
+    client: httpx.Client, step: _Get, clock: Callable[[], float] = time.monotonic
+) -> _Outcome:
+    """One attempt, its body streamed so that the clock is checked between chunks.
+
+    A peer dripping its answer is stopped at the attempt's end; a single read that stalls
+    still waits up to ``step.timeout`` (the budget left), so the worst case is under twice it.
+    """
+    ends_at = clock() + step.timeout
+    try:
+        with client.stream("GET", step.url, headers=step.headers,
+                           timeout=step.timeout) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_bytes():
+                body += chunk
+                if clock() >= ends_at:
+                    return _attempt_timed_out()
+        # The body is decoded already: the new response must not decode it again.
+        headers = streamed.headers.copy()
+        headers.pop("Content-Encoding", None)
+        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body),
+                              request=streamed.request)
+    except httpx.TransportError as exc:
+        return exc
+
+
 # Indirection so tests can observe waits without slowing down or patching asyncio itself.
 _async_sleep = asyncio.sleep
 _sync_sleep = time.sleep
@@ -485,11 +526,7 @@ async def request_session_url(
             if isinstance(step, _Wait):
                 await _async_sleep(step.seconds)
             else:
-                try:
-                    outcome = await client.get(step.url, headers=step.headers,
-                                               timeout=step.timeout)
-                except httpx.TransportError as exc:
-                    outcome = exc
+                outcome = await _get_async(client, step)
             step = exchange.send(outcome)
     except StopIteration as done:
         return cast(SessionURL, done.value)
@@ -506,7 +543,11 @@ def request_session_url_sync(
     retry: RetryPolicy | None = None,
     http_client: httpx.Client | None = None,
 ) -> SessionURL:
-    """Blocking twin of :func:`request_session_url`, with the same arguments and errors."""
+    """Blocking twin of :func:`request_session_url`, with the same arguments and errors.
+
+    The deadline is checked between received chunks of the answer: a single read that stalls
+    can overrun it by up to the budget that was left when the attempt began.
+    """
     url, headers = _prepare(assistant_id, api_key, base_url)
     exchange = _token_exchange(assistant_id, url, headers, retry or RetryPolicy())
     client = http_client or httpx.Client(follow_redirects=False, verify=shared_ssl_context())
@@ -517,10 +558,7 @@ def request_session_url_sync(
             if isinstance(step, _Wait):
                 _sync_sleep(step.seconds)
             else:
-                try:
-                    outcome = client.get(step.url, headers=step.headers, timeout=step.timeout)
-                except httpx.TransportError as exc:
-                    outcome = exc
+                outcome = _get_sync(client, step)
             step = exchange.send(outcome)
     except StopIteration as done:
         return cast(SessionURL, done.value)
