@@ -318,12 +318,30 @@ def test_the_deadline_bounds_a_dripping_body_sync(dripping_server: DrippingServe
     "body",
     [b"", b"not json", b"[1, 2]", b'{"session": "x"}', b'{"sessionURL": 5}',
      b'{"sessionURL": "https://h/websocket/start?token=abc123456"}', b'{"sessionURL": "wss://"}',
-     b"[" * 100_000, b'{"sessionURL": "ws://[::1/x"}', b"\xff\xfe"],
+     b"[" * 100_000, b'{"sessionURL": "ws://[::1/x"}', b"\xff\xfe",
+     b'{"sessionURL": "wss://h:99999/websocket/start?token=abc123456"}',
+     b'{"sessionURL": "wss://h:-1/websocket/start?token=abc123456"}'],
 )
 async def test_malformed_success_bodies_are_protocol_errors(body: bytes) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         await fetch(lambda _: httpx.Response(200, content=body))
     assert "abc123456" not in str(info.value)
+
+
+def broken_gzip(_: httpx.Request) -> httpx.Response:
+    # A stream, so that the body is only decoded when the client reads it.
+    return httpx.Response(200, headers={"Content-Encoding": "gzip"},
+                          stream=httpx.ByteStream(b"this is not gzip"))
+
+
+async def test_undecodable_body_is_a_protocol_error() -> None:
+    with pytest.raises(RemoteProtocolError, match="decoded"):
+        await fetch(broken_gzip)
+
+
+def test_undecodable_body_is_a_protocol_error_sync() -> None:
+    with pytest.raises(RemoteProtocolError, match="decoded"):
+        fetch_sync(broken_gzip)
 
 
 def test_backoff_is_jittered_and_capped() -> None:

@@ -501,3 +501,21 @@ async def test_close_during_reconnection_leaks_no_connection(
         # Every session the emulator served has ended: no connection was left open.
         await asyncio.wait_for(
             asyncio.gather(*(record.closed.wait() for record in emulator.sessions)), 2.0)
+
+
+async def test_out_of_range_ports_are_errors_of_the_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anunzi_fast import client
+    from anunzi_fast.errors import RemoteProtocolError
+
+    bad_url = "ws://127.0.0.1:99999/websocket/start?token=abcdef123456"
+    async with asyncio.timeout(TEST_TIMEOUT):
+        with pytest.raises(InvalidArgumentError) as info:  # the caller's URL
+            await connect(bad_url).open()
+        assert "abcdef123456" not in str(info.value)
+
+        async def bad_session_url(*args: object, **kwargs: object) -> str:
+            return bad_url
+
+        monkeypatch.setattr(client, "request_session_url", bad_session_url)
+        with pytest.raises(RemoteProtocolError):  # the service's URL
+            await connect(assistant_id="echo", api_key=DEFAULT_API_KEY).open()

@@ -72,6 +72,7 @@ MSG_NO_API_KEY = f"no API key: pass api_key or set the {API_KEY_ENV} environment
 MSG_BAD_API_KEY = "the API key is empty or contains whitespace, control or non-ASCII characters"
 MSG_BAD_BODY = "the token route answered 200 without a JSON object holding a 'sessionURL' string"
 MSG_BAD_SESSION_URL = "the token route returned a sessionURL that is not a ws:// or wss:// URL"
+MSG_UNDECODABLE = "the token route's answer could not be decoded"
 
 # --- redaction --------------------------------------------------------------------------------
 
@@ -237,10 +238,10 @@ def _parse_session_url(response: httpx.Response) -> SessionURL:
     try:
         parts = urlsplit(url)
         host = parts.hostname
+        port = parts.port  # raises for a port out of range or not a number
     except ValueError:
-        host = None
-        parts = None
-    if parts is None or parts.scheme not in ("ws", "wss") or not host:
+        raise RemoteProtocolError(MSG_BAD_SESSION_URL) from None  # the cause may show the URL
+    if parts.scheme not in ("ws", "wss") or not host or port == 0:
         raise RemoteProtocolError(MSG_BAD_SESSION_URL)
     return SessionURL(url)
 
@@ -412,7 +413,7 @@ class _Wait:
     seconds: float
 
 
-_Outcome: TypeAlias = "httpx.Response | httpx.TransportError | None"
+_Outcome: TypeAlias = "httpx.Response | httpx.HTTPError | None"
 
 
 def _token_exchange(
@@ -420,7 +421,7 @@ def _token_exchange(
 ) -> Generator[_Get | _Wait, _Outcome, SessionURL]:
     """The whole retry loop without I/O, shared by the async and the sync request.
 
-    Yields the next step; is sent the response (or the transport error) of each GET; returns
+    Yields the next step; is sent the response (or the httpx error) of each GET; returns
     the session URL or raises the final error.
     """
     schedule = _RetrySchedule(policy)
@@ -430,9 +431,15 @@ def _token_exchange(
             error = _error_for_response(outcome, assistant_id)
             if error is None:
                 return _parse_session_url(outcome)
-        else:
-            assert isinstance(outcome, httpx.TransportError)
+        elif isinstance(outcome, httpx.TransportError):
             error = _network_error(outcome, url)
+            error.__cause__ = outcome
+        else:
+            # A body httpx cannot decode (e.g. broken gzip) or another peer-caused HTTP error.
+            assert isinstance(outcome, httpx.HTTPError)
+            detail = MSG_UNDECODABLE if isinstance(outcome, httpx.DecodingError) else (
+                "the token route's answer was not usable")
+            error = RemoteProtocolError(f"{detail}: {type(outcome).__name__}")
             error.__cause__ = outcome
         delay = schedule.delay_before_retry(error)
         if delay is None:
@@ -453,7 +460,7 @@ async def _get_async(client: httpx.AsyncClient, step: _Get) -> _Outcome:
             client.get(step.url, headers=step.headers, timeout=step.timeout), step.timeout)
     except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         return _attempt_timed_out()
-    except httpx.TransportError as exc:
+    except httpx.HTTPError as exc:
         return exc
 
 
@@ -479,7 +486,7 @@ def _get_sync(
         headers.pop("Content-Encoding", None)
         return httpx.Response(streamed.status_code, headers=headers, content=bytes(body),
                               request=streamed.request)
-    except httpx.TransportError as exc:
+    except httpx.HTTPError as exc:
         return exc
 
 

@@ -296,6 +296,7 @@ class Call:
     async def _connect_once(self) -> ClientConnection:
         url = self._session_url
         self._session_url = None  # single-use: a reconnection must fetch a new one
+        from_caller = url is not None
         if url is None:
             assert self.assistant_id is not None
             url = await request_session_url(
@@ -306,10 +307,13 @@ class Call:
             options["ssl"] = shared_ssl_context()  # not a new CA bundle load per session
         try:
             return await ws_connect(url, **options)
-        except InvalidURI:
-            # Not chained: the cause's message spells out the URL, token included.
-            raise InvalidArgumentError(
-                "the session URL is not a valid ws:// or wss:// URL") from None
+        except (InvalidURI, ValueError):  # ValueError: e.g. a port out of range
+            # Not chained: the cause's message may spell out the URL, token included.
+            if from_caller:
+                raise InvalidArgumentError(
+                    "the session URL is not a valid ws:// or wss:// URL") from None
+            raise RemoteProtocolError(
+                "the token route returned a session URL that cannot be connected to") from None
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status == 403:
