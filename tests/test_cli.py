@@ -405,3 +405,43 @@ def test_record_is_time_aligned(speech_wav: tuple[Path, np.ndarray], tmp_path: P
     # On one clock, the agent answers after the end of the user's speech by the emulator's
     # VAD hangover (0.4 s) plus a frame or two, never before it.
     assert 0.35 <= echo[0] - user_end <= 0.6, echo[0] - user_end
+
+
+@pytest.mark.parametrize("option", ["--output", "--record"])
+def test_unwritable_paths_are_refused_before_connecting(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray], tmp_path: Path, option: str
+) -> None:
+    path, _ = speech_wav
+    unwritable = tmp_path / "no-such-dir" / "x.wav"
+    process = subprocess.run(
+        [sys.executable, "-m", "anunzi_fast", *server.call_args(Fault.CLOSE_1011.value),
+         "--input", str(path), option, str(unwritable), *FAST],
+        capture_output=True, text=True, env=dict(os.environ), timeout=30,
+    )
+    assert process.returncode == 2
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("anunzi-fast: error: "), lines
+    assert "no-such-dir" in lines[0]
+    assert server.emulator.token_requests == 0 and not server.emulator.sessions
+
+
+def test_the_session_error_is_retrieved_when_writing_fails(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    from anunzi_fast import cli
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise InvalidArgumentError("cannot write: disk full")
+
+    monkeypatch.setattr(cli, "write_output", disk_full)
+    path, _ = speech_wav
+    code = main([*server.call_args(Fault.CLOSE_1011.value), "--input", str(path),
+                 "--output", str(tmp_path / "out.wav"), *FAST])
+    gc.collect()  # a task whose exception nobody retrieved says so when it is collected
+    assert "never retrieved" not in caplog.text
+    assert code == 4  # the session failed: that is what the user must hear first
+    assert "1011" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -153,6 +153,30 @@ def load_input(source: str) -> WavAudio | None:
     return audio
 
 
+def check_writable(path: str) -> None:
+    """Refuse an output path that cannot be written, before the call starts rather than after.
+
+    Raises:
+        InvalidArgumentError: If its directory is missing or not writable, or it is a directory.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InvalidArgumentError(f"cannot write {path!r}: no directory {directory!r}")
+    if os.path.isdir(path):
+        raise InvalidArgumentError(f"cannot write {path!r}: it is a directory")
+    target = path if os.path.exists(path) else directory
+    if not os.access(target, os.W_OK):
+        raise InvalidArgumentError(f"cannot write {path!r}: permission denied")
+
+
+def check_outputs(options: CallOptions) -> None:
+    """:func:`check_writable` for every file the call will write."""
+    if options.output and options.output != "speaker":
+        check_writable(options.output)
+    if options.record:
+        check_writable(options.record)
+
+
 async def run_call(
     open_call: Callable[..., Call],
     options: CallOptions,
@@ -166,6 +190,7 @@ async def run_call(
     ``open_call(playback_rate=..., on_audio_sent=...)`` must return an unopened :class:`Call`.
     """
     wav = load_input(options.input)
+    check_outputs(options)
     recorder = Recorder() if options.record else None
     use_speaker = options.output == "speaker"
     call = open_call(
@@ -233,13 +258,17 @@ async def run_call(
                 status.finish()
             if not receiver.done():
                 await call.close()
-            # Write what arrived even if the session failed: it helps to find out why.
-            agent = np.concatenate(agent_chunks) if agent_chunks else np.zeros(0, np.int16)
-            if options.output and options.output != "speaker":
-                write_output(options.output, agent, options.output_rate)
-            if recorder is not None and options.record:
-                recorder.write(options.record)
-            await receiver  # raises if the session ended abnormally
+            try:
+                # Write what arrived even if the session failed: it helps to find out why.
+                agent = np.concatenate(agent_chunks) if agent_chunks else np.zeros(0, np.int16)
+                if options.output and options.output != "speaker":
+                    write_output(options.output, agent, options.output_rate)
+                if recorder is not None and options.record:
+                    recorder.write(options.record)
+            finally:
+                # Always collected, so a failed write cannot leave its error unretrieved; a
+                # session that ended abnormally is the error reported, even over a failed write.
+                await receiver
     return CallResult(call, agent)
 
 
@@ -340,6 +369,7 @@ async def command_demo(args: argparse.Namespace) -> int:
             bundled = files("anunzi_fast") / "data" / "hello.wav"
             options.input = os.fspath(stack.enter_context(as_file(bundled)))
         load_input(options.input)  # fail on a bad file before starting anything
+        check_outputs(options)
         async with Emulator(pace="fast" if args.pace == "fast" else "realtime") as emulator:
             print(f"emulator listening on {emulator.base_url}", file=sys.stderr)
             url = await request_session_url(DEMO_ASSISTANT, DEFAULT_API_KEY,
