@@ -519,3 +519,19 @@ async def test_out_of_range_ports_are_errors_of_the_tree(monkeypatch: pytest.Mon
         monkeypatch.setattr(client, "request_session_url", bad_session_url)
         with pytest.raises(RemoteProtocolError):  # the service's URL
             await connect(assistant_id="echo", api_key=DEFAULT_API_KEY).open()
+
+
+async def test_a_frame_resent_after_reconnection_follows_client_ready(emulator: Emulator) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT):
+        retry = RetryPolicy(initial_backoff=0.2, max_backoff=0.2, deadline=5)
+        frame = np.full(960, 1234, np.int16)
+        async with connect(assistant_id=Fault.ABRUPT_CLOSE, api_key=DEFAULT_API_KEY,
+                           base_url=emulator.base_url, retry=retry, reconnect=True) as call:
+            await call.send_client_ready()
+            while call.metrics.reconnects == 0:  # lost: the reader waits before reconnecting
+                await asyncio.sleep(0.005)
+            # This send fails on the old connection and is sent again on the new one.
+            assert await call.send_audio(frame, 48_000) == len(frame)
+        second = await finished(emulator.sessions[1])
+        assert second.client_ready_after_bytes == 0
+        assert bytes(second.received) == frame.tobytes()

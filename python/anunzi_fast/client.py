@@ -424,6 +424,7 @@ class Call:
         return len(pcm16)
 
     async def _send(self, message: str | memoryview) -> None:
+        # Only ever client_ready (text) or audio (binary), with the send lock held.
         while True:
             if self._finished:
                 raise self._error_after_close()
@@ -440,6 +441,14 @@ class Call:
                     raise self._error_after_close() from None
                 # The reader reconnects or gives up; either way this event is set.
                 await replaced.wait()
+                if self._finished:
+                    continue  # raises the reason at the top of the loop
+                # A new session: client_ready must precede any audio on it. Our caller holds
+                # the send lock, so nothing else can be sent in between.
+                if isinstance(message, str):
+                    message = self._protocol.encode_client_ready()  # marks the new session
+                elif not self._protocol.client_ready_sent:
+                    await self._send_client_ready_locked()
 
     # --- receiving ----------------------------------------------------------------------------
 
