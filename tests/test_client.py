@@ -535,3 +535,26 @@ async def test_a_frame_resent_after_reconnection_follows_client_ready(emulator: 
         second = await finished(emulator.sessions[1])
         assert second.client_ready_after_bytes == 0
         assert bytes(second.received) == frame.tobytes()
+
+
+@pytest.mark.parametrize(("code", "match"), [(1009, "max_size"), (1002, "protocol")])
+async def test_connections_the_client_fails_are_protocol_errors(code: int, match: str) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from anunzi_fast.errors import RemoteProtocolError
+
+    async def misbehave(connection: ServerConnection) -> None:
+        if code == 1009:
+            await connection.send(b"\0" * 2_000)  # over the client's max_size
+        else:
+            connection.transport.write(bytes([0x8F, 0x00]))  # reserved opcode 0xF
+        await connection.wait_closed()
+
+    async with asyncio.timeout(TEST_TIMEOUT), serve(misbehave, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/websocket/start?token=abcdef123",
+                           max_size=1_000) as call:
+            with pytest.raises(RemoteProtocolError, match=match):
+                async for _ in call:
+                    pass
+            assert call.close_code == code

@@ -78,6 +78,12 @@ _logger = logging.getLogger("anunzi_fast.client")
 MAX_FRAME_SAMPLES: Final = 8192
 CLEAN_CLOSE_CODES: Final = frozenset({1000, 1001})
 ABNORMAL_CLOSURE: Final = 1006
+# Codes with which the client itself fails the connection because of what the service sent.
+_LOCAL_PROTOCOL_FAILURES: Final = {
+    1002: "the service broke the WebSocket protocol",
+    1007: "the service sent invalid data (text that is not UTF-8)",
+    1009: "the service sent a message larger than max_size",
+}
 _END_OF_EVENTS: Final = object()
 
 
@@ -266,6 +272,7 @@ class Call:
         self._close_request: tuple[int, str] = (1000, "")
         self._finished = False
         self._reader_failure: AnunziError | None = None
+        self._failed_locally = False  # the last connection was failed by us, not the service
         self.close_code: int | None = None
         self.close_reason: str = ""
         install_log_redaction()
@@ -486,8 +493,7 @@ class Call:
                                 await self._events.put(event)
                     code, reason = ws.close_code or 1000, ws.close_reason or ""
                 except ConnectionClosed as exc:
-                    code = exc.rcvd.code if exc.rcvd is not None else ABNORMAL_CLOSURE
-                    reason = exc.rcvd.reason if exc.rcvd is not None else ""
+                    code, reason = self._close_of(exc)
                 if code in CLEAN_CLOSE_CODES or self._closing or not self._reconnect:
                     self._record_close(code, reason)
                     return
@@ -510,6 +516,18 @@ class Call:
             if self._events.full():
                 self._events.get_nowait()  # the end must always be deliverable
             self._events.put_nowait(_END_OF_EVENTS)
+
+    def _close_of(self, exc: ConnectionClosed) -> tuple[int, str]:
+        """The code and reason that ended a connection, and who chose them."""
+        self._failed_locally = False
+        if exc.rcvd is not None:
+            return exc.rcvd.code, exc.rcvd.reason
+        if exc.sent is not None and exc.sent.code in _LOCAL_PROTOCOL_FAILURES:
+            # We closed because of what the service sent, and it never answered our close.
+            self._failed_locally = True
+            return exc.sent.code, exc.sent.reason
+        # E.g. the keepalive timed out (we sent 1011): the network's fault, not the service's.
+        return ABNORMAL_CLOSURE, ""
 
     def _observe(self, event: Event) -> None:
         """Metrics and the jitter buffer: what every event updates, queued or not."""
@@ -549,6 +567,9 @@ class Call:
         if code is None or code in CLEAN_CLOSE_CODES:
             return SessionClosedError(f"the session is closed ({detail})", code=code,
                                       reason=reason)
+        if self._failed_locally and code in _LOCAL_PROTOCOL_FAILURES:
+            return RemoteProtocolError(
+                f"{_LOCAL_PROTOCOL_FAILURES[code]}; the client closed the session ({detail})")
         if code == ABNORMAL_CLOSURE:
             return ConnectionLostError(
                 "the connection was lost without a closing handshake (code 1006)", code=code)
