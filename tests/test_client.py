@@ -558,3 +558,19 @@ async def test_connections_the_client_fails_are_protocol_errors(code: int, match
                 async for _ in call:
                     pass
             assert call.close_code == code
+
+
+async def test_an_unread_event_queue_never_stalls_the_session(emulator: Emulator) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT):
+        async with open_call(emulator, event_queue_size=4) as call:
+            await call.send_client_ready()
+            # Nobody iterates: audio must still reach the jitter buffer and the metrics.
+            async with asyncio.timeout(5):
+                while call.metrics.samples_received < GREETING_SAMPLES:
+                    await asyncio.sleep(0.01)
+            jitter = call.jitter_buffer
+            assert jitter is not None and jitter.stats.samples_in == GREETING_SAMPLES
+            # AgentReady and 30 frames of greeting arrived; the 4 newest are kept.
+            assert call.metrics.events_dropped == 1 + GREETING_SAMPLES // 320 - 4
+            newest = [await anext(aiter(call)) for _ in range(4)]
+            assert all(isinstance(event, AgentAudio) for event in newest)

@@ -116,6 +116,9 @@ class CallMetrics:
         samples_received: Agent samples received, at 16 kHz.
         underruns: Times the jitter buffer ran dry while playing (read from its stats).
         reconnects: Reconnections after abnormal closes.
+        events_dropped: Events dropped from a full event queue (the oldest first), because
+            the application did not iterate the call fast enough; the jitter buffer and
+            these metrics still saw every event.
     """
 
     agent_ready_after: float | None = None
@@ -125,6 +128,7 @@ class CallMetrics:
     samples_received: int = 0
     underruns: int = 0
     reconnects: int = 0
+    events_dropped: int = 0
 
     @property
     def seconds_sent(self) -> float:
@@ -489,8 +493,8 @@ class Call:
                             events = self._protocol.receive_binary(message)
                         for event in events:
                             self._observe(event)
-                            if self._queue_events:  # no coroutine per message otherwise
-                                await self._events.put(event)
+                            if self._queue_events:
+                                self._enqueue(event)
                     code, reason = ws.close_code or 1000, ws.close_reason or ""
                 except ConnectionClosed as exc:
                     code, reason = self._close_of(exc)
@@ -513,9 +517,7 @@ class Call:
                 self._record_close(ABNORMAL_CLOSURE, "")
             self._finished = True
             self._connection_replaced.set()
-            if self._events.full():
-                self._events.get_nowait()  # the end must always be deliverable
-            self._events.put_nowait(_END_OF_EVENTS)
+            self._enqueue(_END_OF_EVENTS)  # always, even when events are not queued
 
     def _close_of(self, exc: ConnectionClosed) -> tuple[int, str]:
         """The code and reason that ended a connection, and who chose them."""
@@ -550,9 +552,16 @@ class Call:
         resampled = self._playback_resampler.resample_chunk(_pcm16_to_float(samples))
         _push(self.jitter_buffer, np.ascontiguousarray(resampled, dtype=np.float32))
 
-    async def _put_event(self, item: object) -> None:
-        if self._queue_events:
-            await self._events.put(item)
+    def _enqueue(self, item: object) -> None:
+        """Queue without ever waiting: a full queue loses its oldest event instead.
+
+        The reader must never block on an application that does not iterate, or audio would
+        stop reaching the jitter buffer and a sender waiting for a reconnection would hang.
+        """
+        if self._events.full():
+            self._events.get_nowait()
+            self._metrics.events_dropped += 1
+        self._events.put_nowait(item)
 
     def _record_close(self, code: int, reason: str) -> None:
         self.close_code = code
@@ -602,7 +611,8 @@ class Call:
             self._ws = ws
             replaced, self._connection_replaced = self._connection_replaced, asyncio.Event()
             replaced.set()
-            await self._put_event(Reconnected(attempt, code))
+            if self._queue_events:
+                self._enqueue(Reconnected(attempt, code))
             return True
         return False
 
@@ -628,7 +638,7 @@ class Call:
             await closed.close(code, reason)
         reader = self._reader
         if reader is not None and not reader.done():
-            # The reader can only be stuck on a full event queue nobody reads: stop it.
+            # It ends once the connection has closed; a bound all the same, as close() must end.
             done, _ = await asyncio.wait({reader}, timeout=1.0)
             if not done:
                 reader.cancel()
@@ -708,8 +718,10 @@ def connect(
         jitter_prefill_ms: Audio the jitter buffer holds before playing.
         jitter_max_ms: Audio it holds at most (the oldest is dropped beyond).
         queue_events: Queue events for ``async for``; turn off when only the jitter buffer is
-            used, so that an unread queue cannot stall the session.
-        event_queue_size: Events queued at most before reading pauses (back-pressure).
+            used, which saves queueing every message.
+        event_queue_size: Events queued at most. When the queue is full the oldest event is
+            dropped and counted in :attr:`CallMetrics.events_dropped`: an application that
+            does not iterate never stalls the session (audio still reaches the jitter buffer).
         reconnect: After an abnormal close, fetch a new session URL and reconnect.
         max_reconnects: Reconnections allowed in the call.
         retry: Retry policy of the token request and reconnection backoff.
