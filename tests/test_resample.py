@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -116,6 +119,34 @@ def test_channel_errors() -> None:
         ResampleStream(48000, 16000, 2).resample_chunk(np.zeros(10, np.float32))
 
 
+@pytest.mark.parametrize("channels", [1.5, 2.0, "2", None])
+def test_non_integer_channel_count_is_type_error(channels: object) -> None:
+    # soxr refuses these too (even 2.0); they used to be truncated silently.
+    with pytest.raises(TypeError, match="Channel num must be an integer"):
+        ResampleStream(48000, 16000, channels)  # type: ignore[arg-type]
+
+
+def test_integer_like_channel_counts_are_accepted() -> None:
+    s = ResampleStream(48000, 16000, np.int64(2))
+    assert s.resample_chunk(np.zeros((300, 2), np.float32), last=True).shape == (100, 2)
+    with pytest.raises(ValueError, match=r"Channel num\(0\)"):
+        ResampleStream(48000, 16000, np.int16(0))
+
+
+def test_dtype_with_metadata_is_the_same_dtype() -> None:
+    # Such a dtype is a distinct object equal to float32; the core compared by identity and
+    # refused it with a message naming float32 as unsupported.
+    with_meta = np.dtype(np.float32, metadata={"unit": "pcm"})
+    plain = np.linspace(-0.5, 0.5, 999, dtype=np.float32)
+    x = plain.view(with_meta)
+    assert x.dtype.metadata and x.dtype == np.float32
+    expected = resample(plain, 48000, 16000)
+    assert np.array_equal(resample(x, 48000, 16000), expected)
+    for stream_dtype in (with_meta, np.float32):
+        s = ResampleStream(48000, 16000, 1, dtype=stream_dtype)
+        assert np.array_equal(s.resample_chunk(x, last=True), expected)
+
+
 def test_zero_dim_input_is_value_error() -> None:
     with pytest.raises(ValueError, match=rs.NDIM_ERR):
         resample(np.float32(1.0), 48000, 16000)  # type: ignore[arg-type]
@@ -170,6 +201,33 @@ def test_non_integer_rates() -> None:
     assert len(y) == round(44100 * 16000.25 / 44100.5)
     ref = tone(440, 16000.25, len(y))
     assert db(rms(y[300:-300] - ref[300:-300]) / rms(ref)) < -100
+
+
+def test_ratio_limits_are_as_documented() -> None:
+    # Exact up to 2**20 in either direction; the next integer ratio cannot be represented.
+    assert ResampleStream(1, 2**20, 1, quality="QQ")._core.ratio == (2**20, 1)
+    assert ResampleStream(2**20, 1, 1, quality="QQ")._core.ratio == (1, 2**20)
+    for rates in ((1, 2**20 + 1), (2**20 + 1, 1), (1, 2**21)):
+        with pytest.raises(ValueError, match="ratio is out of range"):
+            ResampleStream(*rates, 1)
+    # Reduced terms above 2**20 (1048583 is co-prime with 48000), or a ratio just above
+    # 2**20: the closest fraction with terms up to 2**20, within 2**-20 of the true ratio.
+    for in_rate, out_rate in ((48000, 1048583), (1048583, 48000), (2, 2**21 + 1)):
+        up, down = ResampleStream(in_rate, out_rate, 1, quality="QQ")._core.ratio
+        assert max(up, down) <= 2**20
+        assert abs(up * in_rate / (down * out_rate) - 1) < 2**-20
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate", "ms"),
+    [(16000, 48000, 5.938), (44100, 48000, 2.154), (12000, 48000, 7.917), (8000, 16000, 11.875)],
+)
+def test_hq_latency_is_as_documented(in_rate: int, out_rate: int, ms: float) -> None:
+    # Within 6 ms only when the lower rate is at least 16 kHz (the module docstring says so).
+    latency = ResampleStream(in_rate, out_rate, 1)._core.latency_frames / out_rate * 1000
+    assert latency == pytest.approx(ms, abs=0.01)
+    assert (latency <= 6) == (min(in_rate, out_rate) >= 16000)
+    assert f"{ms:.1f} ms" in (rs.__doc__ or "")
 
 
 # ---------------------------------------------------------------- layout equivalence
@@ -430,6 +488,83 @@ def test_independent_streams_run_in_parallel_threads() -> None:
     assert all(np.array_equal(r, expected) for r in results)
 
 
+@contextmanager
+def gil_never_preempted() -> Iterator[None]:
+    """While active, a thread holding the GIL keeps it until it releases it itself.
+
+    With a 100 s switch interval the interpreter never forces a switch during a test, so
+    another thread runs Python code only while the first is inside a GIL-released section.
+    """
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(100)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def designs_computed() -> int:
+    return _resampler.design_cache_stats()["designs_computed"]
+
+
+@pytest.mark.parametrize("call", ["stream", "oneshot"])
+def test_gil_is_released_during_filter_design(call: str) -> None:
+    # 96 kHz -> 1 Hz at HQ designs a 72 MB filter (about half a second), larger than the design
+    # cache holds, so it is designed afresh each time. The main thread counts its turns while
+    # the design is not finished yet: it can only get one if the worker released the GIL.
+    build: Callable[[], object] = {
+        "stream": lambda: ResampleStream(96000, 1, 1),
+        "oneshot": lambda: resample(np.zeros(1, np.float32), 96000, 1),
+    }[call]
+    before = designs_computed()
+    done = threading.Event()
+
+    def work() -> None:
+        build()
+        done.set()
+
+    turns_during_design = 0
+    with gil_never_preempted():
+        worker = threading.Thread(target=work)
+        worker.start()
+        while not done.wait(0.001):  # waiting releases the GIL, so the worker can finish
+            if designs_computed() == before:
+                turns_during_design += 1
+        worker.join()
+    assert designs_computed() == before + 1
+    assert turns_during_design > 0
+
+
+def chunk_then_set(stream: ResampleStream, x: np.ndarray, finished: threading.Event) -> None:
+    stream.resample_chunk(x)
+    finished.set()
+
+
+def test_delay_and_num_clips_refuse_a_stream_busy_in_another_thread() -> None:
+    # They read counters that resample_chunk updates with the GIL released. Under
+    # gil_never_preempted, the main thread runs while `finished` is unset only when the worker
+    # is inside the compute, holding the stream; it cannot leave until the main thread waits.
+    stream = ResampleStream(16000, 44100, 2, quality="VHQ")
+    x = np.zeros((16000, 2), np.float32)
+    observed_busy = 0
+    with gil_never_preempted():
+        for _ in range(10):
+            finished = threading.Event()
+            worker = threading.Thread(target=chunk_then_set, args=(stream, x, finished))
+            worker.start()  # returns once the worker released the GIL, or has finished
+            if not finished.is_set():
+                observed_busy += 1
+                with pytest.raises(RuntimeError, match="two threads"):
+                    stream.delay()
+                with pytest.raises(RuntimeError, match="two threads"):
+                    stream.num_clips()
+            worker.join()
+            if observed_busy:
+                break
+    assert observed_busy
+    assert stream.delay() > 0 and stream.num_clips() == 0  # usable again once the worker is done
+
+
 @pytest.mark.parametrize(
     ("in_rate", "out_rate", "n"), [(7, 48000, 300), (96000, 700, 96000), (192000, 8000, 192000)]
 )
@@ -443,6 +578,46 @@ def test_extreme_ratios_keep_length_and_dc(in_rate: int, out_rate: int, n: int) 
 def test_design_too_large_is_value_error() -> None:
     with pytest.raises(ValueError, match="too extreme"):
         ResampleStream(192000, 1, 1, quality="VHQ")
+
+
+def design_bytes(core: _resampler.Resampler) -> int:
+    return core.phases * core.taps * (8 if core.double_precision else 4)
+
+
+def test_large_exact_tables_switch_to_interpolated_rows() -> None:
+    # 96000 -> 4001 (a prime) at VHQ: 4001 exact rows of 6000+ float64 taps would be a 190 MB
+    # table taking seconds to design; above 8 MB the rows are interpolated instead.
+    core = _resampler.Resampler(96000, 4001, 1, VHQ, "float64")
+    assert core.ratio == (4001, 96000)
+    assert core.interpolated and core.phases < 300
+    assert design_bytes(core) < 16 << 20
+    assert 4001 * core.taps * 8 > 8 << 20  # the exact table would have been over the limit
+
+
+def test_interpolated_rows_keep_vhq_quality_when_decimating() -> None:
+    n = 2 * 96000
+    x = np.stack([tone(1000, 96000, n), tone(3000, 96000, n) + tone(20000, 96000, n)], axis=1)
+    y = resample(x, 96000, 4001, quality="VHQ")
+    inner = slice(400, -400)  # clear of the filter's reach (about 130 outputs) at both ends
+    passband = y[inner, 0] - tone(1000, 4001, len(y))[inner]
+    assert db(rms(passband) / rms(x[:, 0])) < -160
+    assert db(rms(y[inner, 1]) / rms(x[:, 1])) < -160  # both tones above the 2 kHz Nyquist
+
+
+def test_design_cache_is_capped_in_bytes() -> None:
+    limit = _resampler.design_cache_stats()["limit_bytes"]
+    assert limit == 64 << 20
+    # Decimation to 1 Hz at HQ: 36 and 33 MB designs, together above the cap.
+    sizes = [
+        design_bytes(_resampler.Resampler(rate, 1, 1, HQ, "float32")) for rate in (48000, 44100)
+    ]
+    assert sum(sizes) > limit
+    stats = _resampler.design_cache_stats()
+    assert sizes[-1] <= stats["bytes"] <= limit  # the most recent design is kept
+    # A design bigger than the whole cap is never kept (the old cache held up to 8 of 256 MB).
+    big = _resampler.Resampler(96000, 1, 1, HQ, "float32")
+    assert design_bytes(big) > limit
+    assert _resampler.design_cache_stats()["bytes"] <= limit
 
 
 @pytest.mark.parametrize(("quality", "limit"), [(HQ, -125), (VHQ, -150)])

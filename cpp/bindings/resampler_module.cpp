@@ -1,11 +1,13 @@
 // pybind11 binding of the streaming resampler (anunzi_fast._resampler).
 //
-// Python (anunzi_fast/resample.py) normalises and validates arguments and owns the error
+// Python (anunzi_fast/resampler.py) normalises and validates arguments and owns the error
 // messages; this layer checks again, reads arrays in place through their strides (C or Fortran
-// order, any dtype of the four), and releases the GIL only around the compute loop.
+// order, any dtype of the four), and releases the GIL only around the compute loop and the
+// filter design (pure C++, up to seconds for extreme ratios).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -17,11 +19,14 @@ namespace py = pybind11;
 
 namespace {
 
+// By equality, not identity: a dtype carrying metadata is a distinct object that still
+// describes native float32 etc. Equality also rejects byte-swapped dtypes, whose data the
+// kernels would misread.
 anunzi::SampleType sample_type_of(const py::dtype& dt) {
-  if (dt.is(py::dtype::of<float>())) return anunzi::SampleType::kFloat32;
-  if (dt.is(py::dtype::of<double>())) return anunzi::SampleType::kFloat64;
-  if (dt.is(py::dtype::of<std::int16_t>())) return anunzi::SampleType::kInt16;
-  if (dt.is(py::dtype::of<std::int32_t>())) return anunzi::SampleType::kInt32;
+  if (dt.equal(py::dtype::of<float>())) return anunzi::SampleType::kFloat32;
+  if (dt.equal(py::dtype::of<double>())) return anunzi::SampleType::kFloat64;
+  if (dt.equal(py::dtype::of<std::int16_t>())) return anunzi::SampleType::kInt16;
+  if (dt.equal(py::dtype::of<std::int32_t>())) return anunzi::SampleType::kInt32;
   throw py::type_error("Data type must be one of [float32, float64, int16, int32], not " +
                        py::str(dt).cast<std::string>());
 }
@@ -54,14 +59,25 @@ anunzi::Quality quality_of(int q) {
   return static_cast<anunzi::Quality>(q);
 }
 
+// Builds the core with the GIL released: designing a filter is pure C++ and takes up to a
+// second or more for extreme ratios, during which other Python threads must keep running.
+// Arguments are validated (and the ISA read from the environment) before, with the GIL held.
+anunzi::Resampler make_core(double in_rate, double out_rate, std::size_t num_channels,
+                            anunzi::Quality quality, anunzi::SampleType type) {
+  const anunzi::Isa isa = anunzi::select_isa();
+  py::gil_scoped_release release;
+  return anunzi::Resampler(in_rate, out_rate, num_channels, quality, type, isa);
+}
+
 // A stream bound to one sample type. A mutex turns concurrent use of one object from two
-// threads (a caller bug, now possible since the GIL is released) into an error, not a race.
+// threads (a caller bug, now possible since the GIL is released) into an error, not a race;
+// every method that reads or writes the stream's state takes it.
 class PyResampler {
  public:
   PyResampler(double in_rate, double out_rate, std::size_t num_channels, int quality,
               const std::string& dtype)
       : type_(sample_type_of_name(dtype)),
-        core_(in_rate, out_rate, num_channels, quality_of(quality), type_, anunzi::select_isa()) {}
+        core_(make_core(in_rate, out_rate, num_channels, quality_of(quality), type_)) {}
 
   // Accepts 1-D (mono) or 2-D [frames, channels]; the result has the input's ndim.
   py::array process(const py::array& x, bool last) {
@@ -78,9 +94,7 @@ class PyResampler {
       throw py::value_error("Input strides must be multiples of the item size");
     const anunzi::StridedConstView in{x.data(), type_, static_cast<std::size_t>(x.shape(0)),
                                       frame_stride / item, channel_stride / item};
-    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
-    if (!lock.owns_lock())
-      throw std::runtime_error("ResampleStream used from two threads at once");
+    const auto lock = busy_guard();
     const std::size_t n_out = core_.output_frames_for(in.frames, last);
     std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(n_out)};
     if (ndim == 2) shape.push_back(static_cast<py::ssize_t>(channels));
@@ -95,18 +109,36 @@ class PyResampler {
   }
 
   void clear() {
-    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
-    if (!lock.owns_lock())
-      throw std::runtime_error("ResampleStream used from two threads at once");
+    const auto lock = busy_guard();
     core_.clear();
   }
 
+  // Stream state is written by process() with the GIL released, so reading it needs the guard.
+  double delay() const {
+    const auto lock = busy_guard();
+    return core_.delay();
+  }
+  std::uint64_t num_clips() const {
+    const auto lock = busy_guard();
+    return core_.num_clips();
+  }
+
+  // For the immutable configuration (taps, phases, ratio...), readable without the guard.
   const anunzi::Resampler& core() const { return core_; }
 
  private:
+  // Never blocks: blocking here while holding the GIL would deadlock with a process() call
+  // that holds the mutex and waits for the GIL to return its result.
+  std::unique_lock<std::mutex> busy_guard() const {
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock())
+      throw std::runtime_error("ResampleStream used from two threads at once");
+    return lock;
+  }
+
   anunzi::SampleType type_;
   anunzi::Resampler core_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
 };
 
 py::array oneshot(const py::array& x, double in_rate, double out_rate, int quality) {
@@ -149,8 +181,8 @@ PYBIND11_MODULE(_resampler, m) {
            "Resample a 1-D or 2-D [frames, channels] chunk of the stream's dtype; returns a new\n"
            "array of the same ndim.")
       .def("clear", &PyResampler::clear)
-      .def("delay", [](const PyResampler& r) { return r.core().delay(); })
-      .def("num_clips", [](const PyResampler& r) { return r.core().num_clips(); })
+      .def("delay", &PyResampler::delay)
+      .def("num_clips", &PyResampler::num_clips)
       .def_property_readonly("latency_frames",
                              [](const PyResampler& r) { return r.core().latency_frames(); })
       .def_property_readonly("taps", [](const PyResampler& r) { return r.core().taps_per_output(); })
@@ -167,6 +199,19 @@ PYBIND11_MODULE(_resampler, m) {
 
   m.def("oneshot", &oneshot, py::arg("x"), py::arg("in_rate"), py::arg("out_rate"),
         py::arg("quality"), "Resample a whole 1-D or 2-D [frames, channels] array; returns a new array.");
+  m.def(
+      "design_cache_stats",
+      [] {
+        const anunzi::DesignCacheStats stats = anunzi::design_cache_stats();
+        py::dict d;
+        d["bytes"] = stats.bytes;
+        d["entries"] = stats.entries;
+        d["limit_bytes"] = stats.limit_bytes;
+        d["designs_computed"] = stats.designs_computed;
+        return d;
+      },
+      "The process-wide filter-design cache: coefficient bytes held, entries, the byte cap, and\n"
+      "designs computed so far (cache misses). For tests and diagnostics.");
   m.def(
       "supported_isas",
       [] {

@@ -230,9 +230,12 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
     d->before = d->taps - 1 - d->after;
   };
   // Interpolate between rows when there are too many phases, or when the exact table would be
-  // large and interpolation rows are fewer (never for strong decimation: one long row).
-  const bool big = up * d->taps * sizeof(S) > kMaxExactTableBytes;
-  layout(up > kMaxExactPhases || (big && up > kInterpPhases + 3));
+  // large and interpolation rows are fewer (never for strong decimation: one long row). The
+  // size test needs the exact layout's tap count, so that layout is computed first.
+  layout(false);
+  const bool big = static_cast<double>(up) * static_cast<double>(d->taps) * sizeof(S) >
+                   static_cast<double>(kMaxExactTableBytes);
+  if (up > kMaxExactPhases || (big && up > kInterpPhases + 3)) layout(true);
   const std::size_t rows = d->interpolated ? kInterpPhases + 3 : static_cast<std::size_t>(up);
   if (static_cast<double>(rows) * static_cast<double>(d->taps) * sizeof(S) > kMaxTableBytes)
     throw std::invalid_argument("sample rate ratio too extreme for this quality");
@@ -269,36 +272,68 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
 }
 
 // Designing a filter costs milliseconds (a Bessel function per tap), more than resampling a
-// second of audio; one-shot calls repeat the same few designs, so the last few are kept.
-template <typename S>
-std::shared_ptr<const FilterDesign<S>> cached_design(std::uint64_t up, std::uint64_t down,
-                                                     const FilterSpec& spec) {
+// second of audio; one-shot calls repeat the same few designs, so recently used ones are kept,
+// up to kDesignCacheBytes in total. A single design can reach kMaxTableBytes: those are never
+// kept, so deleting the streams of an extreme ratio gives the memory back.
+constexpr std::size_t kDesignCacheBytes = std::size_t{64} << 20;
+
+struct DesignCache {
   struct Entry {
     std::uint64_t up, down;
     double passband, stopband, attenuation;
-    std::shared_ptr<const FilterDesign<S>> design;
+    bool double_precision;
+    std::size_t bytes;
+    std::shared_ptr<const void> design;  // a FilterDesign<float> or FilterDesign<double>
   };
-  constexpr std::size_t kCapacity = 8;
-  static std::mutex mutex;
-  static std::vector<Entry> entries;  // most recently used last
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      const Entry& e = entries[i];
+  std::mutex mutex;
+  std::vector<Entry> entries;  // most recently used last
+  std::size_t bytes = 0;
+  std::uint64_t designs_computed = 0;
+};
+
+DesignCache& design_cache() {
+  static DesignCache cache;
+  return cache;
+}
+
+template <typename S>
+std::shared_ptr<const FilterDesign<S>> cached_design(std::uint64_t up, std::uint64_t down,
+                                                     const FilterSpec& spec) {
+  constexpr bool kDouble = std::is_same<S, double>::value;
+  DesignCache& cache = design_cache();
+  // Finds the entry for this design and makes it the most recently used; caller holds the lock.
+  auto find = [&]() -> std::shared_ptr<const FilterDesign<S>> {
+    for (std::size_t i = 0; i < cache.entries.size(); ++i) {
+      const DesignCache::Entry& e = cache.entries[i];
       if (e.up == up && e.down == down && e.passband == spec.passband_end &&
-          e.stopband == spec.stopband_begin && e.attenuation == spec.attenuation_db) {
-        Entry hit = e;
-        entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
-        entries.push_back(hit);
-        return hit.design;
+          e.stopband == spec.stopband_begin && e.attenuation == spec.attenuation_db &&
+          e.double_precision == kDouble) {
+        DesignCache::Entry hit = e;
+        cache.entries.erase(cache.entries.begin() + static_cast<std::ptrdiff_t>(i));
+        cache.entries.push_back(hit);
+        return std::static_pointer_cast<const FilterDesign<S>>(hit.design);
       }
     }
+    return nullptr;
+  };
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    if (auto hit = find()) return hit;
   }
-  auto design = design_filter<S>(up, down, spec);  // outside the lock: may take milliseconds
-  std::lock_guard<std::mutex> lock(mutex);
-  if (entries.size() == kCapacity) entries.erase(entries.begin());
-  entries.push_back({up, down, spec.passband_end, spec.stopband_begin, spec.attenuation_db,
-                     design});
+  auto design = design_filter<S>(up, down, spec);  // outside the lock: may take seconds
+  const std::size_t bytes = design->table.size() * sizeof(S);
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  ++cache.designs_computed;
+  if (bytes > kDesignCacheBytes) return design;
+  // Another thread may have designed the same filter meanwhile: share its copy, keep one.
+  if (auto hit = find()) return hit;
+  while (!cache.entries.empty() && cache.bytes + bytes > kDesignCacheBytes) {
+    cache.bytes -= cache.entries.front().bytes;
+    cache.entries.erase(cache.entries.begin());
+  }
+  cache.entries.push_back({up, down, spec.passband_end, spec.stopband_begin,
+                           spec.attenuation_db, kDouble, bytes, design});
+  cache.bytes += bytes;
   return design;
 }
 
@@ -728,6 +763,12 @@ class PolyphaseResampler final : public ResamplerImplBase {
 };
 
 }  // namespace
+
+DesignCacheStats design_cache_stats() {
+  DesignCache& cache = design_cache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  return {cache.bytes, cache.entries.size(), kDesignCacheBytes, cache.designs_computed};
+}
 
 Resampler::Resampler(double in_rate, double out_rate, std::size_t num_channels, Quality quality,
                      SampleType io_type, Isa isa) {

@@ -193,6 +193,27 @@ void test_latency_and_delay() {
   CHECK(r.delay() == 0);
 }
 
+// The exact table of 96000 -> 4001 (a prime) at VHQ would be 4001 rows of 6000+ doubles,
+// 190 MB; above 8 MB the rows are interpolated. The decision once read the tap count before it
+// was computed, so only up factors above 4096 were ever interpolated.
+void test_large_tables_are_interpolated() {
+  Resampler r(96000, 4001, 1, Quality::kVeryHigh, SampleType::kFloat64, Isa::kPortable);
+  CHECK(r.out_step() == 4001 && r.in_step() == 96000);
+  CHECK(r.interpolated_phases());
+  CHECK(r.num_phases() < 300);
+  CHECK(4001 * r.taps_per_output() * sizeof(double) > (std::size_t{8} << 20));
+  // Small tables stay exact.
+  Resampler small(44100, 32000, 1, Quality::kVeryHigh, SampleType::kFloat64, Isa::kPortable);
+  CHECK(!small.interpolated_phases() && small.num_phases() == 320);
+}
+
+void test_design_cache_stays_under_its_cap() {
+  const auto stats = anunzi::design_cache_stats();
+  CHECK(stats.limit_bytes == std::size_t{64} << 20);
+  CHECK(stats.entries > 0 && stats.bytes > 0 && stats.bytes <= stats.limit_bytes);
+  CHECK(stats.designs_computed >= stats.entries);
+}
+
 }  // namespace
 
 int main() {
@@ -208,6 +229,8 @@ int main() {
   }
   test_misuse();
   test_latency_and_delay();
+  test_large_tables_are_interpolated();
+  test_design_cache_stays_under_its_cap();
   if (g_failures != 0) {
     std::fprintf(stderr, "%d check(s) failed\n", g_failures);
     return 1;

@@ -31,9 +31,24 @@ HQ and VHQ reject everything above the output Nyquist, as soxr does (at 48 kHz -
 8.2 kHz tone leaves -134 dB). QQ, LQ and MQ put the stopband edge above Nyquist (at
 2 - passband), which shortens their filters and latency: input between Nyquist and that edge
 aliases, but only into the transition band above the passband. With float32 data VHQ's
-residual is bounded near -160 dB by the float32 input itself. Latency scales with the lower
-rate: at HQ it is 5.9 ms for 16 kHz <-> 48 kHz, 2.2 ms for 44.1 <-> 48 kHz and 11.9 ms for
-8 kHz -> 16 kHz. float64 and int32 streams are always computed in float64; float32 and int16
+residual is bounded near -160 dB by the float32 input itself.
+
+Latency is a fixed number of samples at the lower rate, so it grows as that rate falls: at HQ it
+is 2.2 ms for 44.1 <-> 48 kHz and 5.9 ms for 16 kHz <-> 48 kHz. HQ stays within 6 ms only when
+the lower rate is at least 16 kHz; below it, HQ latency exceeds 6 ms: 7.9 ms at 12 kHz -> 48 kHz,
+8.6 ms at 11.025 kHz -> 44.1 kHz and 11.9 ms at 8 kHz <-> 16 kHz (or 8 kHz -> 48 kHz). Choose MQ
+or a lower preset where that matters more than HQ's stopband.
+
+Rate ratios. The ratio out_rate / in_rate is used exactly when it reduces to a fraction whose
+numerator and denominator are both at most 2**20 (1,048,576), as it does for integer rates up to
+1,048,576 Hz. Otherwise (non-integer rates, large co-prime rates, or a ratio just above 2**20 or
+just below 2**-20) it is approximated by the closest such fraction, a continued-fraction
+convergent, with a relative error below 2**-20 (1 ppm, finer than any audio clock's accuracy),
+so output runs slightly fast or slow by that much. A ratio of 2**20 + 1 or more, in either
+direction, cannot be represented and raises ``ValueError``, as does a ratio whose filter
+table would exceed 256 MB at the chosen quality (e.g. 192 kHz -> 1 Hz at VHQ).
+
+float64 and int32 streams are always computed in float64; float32 and int16
 streams in float32 (except VHQ). ``ANUNZI_FAST_ISA=portable|sse2|avx2|avx512`` forces a kernel
 path when a stream is built; results are bit-identical within a path, and agree across paths
 to float rounding.
@@ -42,6 +57,7 @@ to float rounding.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -61,6 +77,7 @@ VHQ: int = _resampler.VHQ
 CHANNEL_LIMIT = 65536
 RATE_ERR = "Sample rate should be over 0"
 CHANNEL_ERR = f"Channel num({{}}) out of limit. Should be in [1, {CHANNEL_LIMIT}]"
+CHANNEL_TYPE_ERR = "Channel num must be an integer, not {}"
 DTYPE_ERR = "Data type must be one of [float32, float64, int16, int32], not {}"
 DTYPE_UNMATCH_ERR = "Input should be a `np.ndarray` with matching dtype for ResampleStream({})."
 QUALITY_ERR = "Quality must be one of [QQ, LQ, MQ, HQ, VHQ]"
@@ -112,7 +129,8 @@ class ResampleStream:
     out_rate : float
         Output sample rate, > 0.
     num_channels : int
-        Number of channels, in [1, 65536].
+        Number of channels, in [1, 65536]: an ``int`` or any integer type (``operator.index``);
+        a float such as 2.0 is refused, as python-soxr refuses it.
     dtype : type or str, optional
         Sample type of every chunk: float32, float64, int16 or int32.
     quality : int or str, optional
@@ -123,16 +141,19 @@ class ResampleStream:
     Raises
     ------
     ValueError
-        For rates <= 0 or not finite, a channel count out of range, a bad quality, a ratio too
-        extreme for the quality (the filter table would exceed 256 MB), or vr=True.
+        For rates <= 0 or not finite, a channel count out of range, a bad quality, a ratio of
+        2**20 + 1 or more either way or too extreme for the quality (the filter table would
+        exceed 256 MB), or vr=True.
     TypeError
-        For an unsupported dtype.
+        For an unsupported dtype or a channel count that is not an integer.
 
     Notes
     -----
-    The GIL is released while samples are computed, so independent streams run in parallel
-    threads. One stream must not be used by two threads at once: the second call raises
-    RuntimeError instead of corrupting the stream.
+    The GIL is released while the filter is designed (at construction) and while samples are
+    computed, so independent streams run in parallel threads. One stream must not be used by
+    two threads at once: a call made while another thread is inside one of this stream's
+    methods (``resample_chunk``, ``delay``, ``num_clips``, ``clear``) raises RuntimeError
+    instead of reading or corrupting a stream in mid-update.
     """
 
     def __init__(
@@ -145,16 +166,20 @@ class ResampleStream:
         vr: bool = False,
     ) -> None:
         _check_rates(in_rate, out_rate)
+        try:
+            num_channels = operator.index(num_channels)
+        except TypeError:
+            raise TypeError(CHANNEL_TYPE_ERR.format(type(num_channels).__name__)) from None
         if num_channels < 1 or num_channels > CHANNEL_LIMIT:
             raise ValueError(CHANNEL_ERR.format(num_channels))
-        self._num_channels = int(num_channels)
+        self._num_channels = num_channels
         self._type = np.dtype(dtype)
         _check_dtype(self._type)
         q = _quality_to_enum(quality)
         if vr:
             raise ValueError(VR_ERR)
         self._core = _resampler.Resampler(
-            float(in_rate), float(out_rate), int(num_channels), q, self._type.name
+            float(in_rate), float(out_rate), num_channels, q, self._type.name
         )
 
     def resample_chunk(self, x: np.ndarray, last: bool = False) -> np.ndarray:
@@ -192,14 +217,18 @@ class ResampleStream:
         return y
 
     def num_clips(self) -> int:
-        """Number of output samples clipped so far (int16/int32 streams only; else 0)."""
+        """Number of output samples clipped so far (int16/int32 streams only; else 0).
+
+        Raises RuntimeError if another thread is using the stream at that moment.
+        """
         return int(self._core.num_clips())
 
     def delay(self) -> float:
         """Output samples owed for the input given so far, i.e. the current latency.
 
         Once the stream runs this is the fixed algorithmic latency of the filter (at most one
-        output sample more); it is 0 for a fresh stream and after ``last=True``.
+        output sample more); it is 0 for a fresh stream and after ``last=True``. Raises
+        RuntimeError if another thread is using the stream at that moment.
         """
         return float(self._core.delay())
 
@@ -232,8 +261,8 @@ def resample(x: npt.ArrayLike, in_rate: float, out_rate: float, quality: Any = "
     Raises
     ------
     ValueError
-        For rates <= 0 or not finite, a bad quality, more than 2 dimensions, or a channel count
-        out of range.
+        For rates <= 0 or not finite, a bad quality, more than 2 dimensions, a channel count
+        out of range, or a ratio that cannot be represented or designed (see the module notes).
     TypeError
         For an unsupported dtype.
     """

@@ -44,6 +44,17 @@ struct FilterSpec {
 [[nodiscard]] Isa select_isa();
 [[nodiscard]] const char* isa_name(Isa isa);
 
+// The process-wide cache of filter designs shared by streams with the same ratio, preset and
+// arithmetic type. It keeps recently used designs up to `limit_bytes` of coefficients in total
+// and never a single design larger than that. For tests and diagnostics.
+struct DesignCacheStats {
+  std::size_t bytes;               // coefficient bytes held by the cache
+  std::size_t entries;             // designs held
+  std::size_t limit_bytes;         // the cap on `bytes`
+  std::uint64_t designs_computed;  // designs computed so far (cache misses), cached or not
+};
+[[nodiscard]] DesignCacheStats design_cache_stats();
+
 // A strided 2-D view [frames, channels]; strides are in elements, not bytes, so C order,
 // Fortran order and sliced arrays are all read in place.
 struct StridedConstView {
