@@ -15,6 +15,7 @@ from anunzi_fast.client import Call, CallEvent, Reconnected, connect
 from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator, Fault, SessionRecord, default_greeting
 from anunzi_fast.errors import (
     ConnectionLostError,
+    CredentialsError,
     InvalidArgumentError,
     NetworkError,
     ServerError,
@@ -574,3 +575,20 @@ async def test_an_unread_event_queue_never_stalls_the_session(emulator: Emulator
             assert call.metrics.events_dropped == 1 + GREETING_SAMPLES // 320 - 4
             newest = [await anext(aiter(call)) for _ in range(4)]
             assert all(isinstance(event, AgentAudio) for event in newest)
+
+
+async def test_open_after_a_failed_open_is_a_caller_error(emulator: Emulator) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT):
+        url = emulator.issue_session_url()
+        async with connect(url):
+            pass
+        call = connect(url)  # already used: refused
+        with pytest.raises(SessionTokenRejectedError):
+            await call.open()
+        with pytest.raises(InvalidArgumentError, match="opens once"):
+            await call.open()
+        call = connect(assistant_id="echo", api_key="wrong-key-123", base_url=emulator.base_url)
+        with pytest.raises(CredentialsError):
+            await call.open()
+        with pytest.raises(InvalidArgumentError, match="opens once"):
+            await call.open()

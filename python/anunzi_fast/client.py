@@ -265,6 +265,7 @@ class Call:
         self._protocol = SessionProtocol()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._open_attempted = False
         self._opened_at = 0.0
         self._send_lock = asyncio.Lock()
         # Set when the current connection is replaced (reconnection) or the call has ended;
@@ -297,9 +298,15 @@ class Call:
     # --- opening ------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Get a session URL if needed, connect, and start reading."""
-        if self._ws is not None or self.close_code is not None:
+        """Get a session URL if needed, connect, and start reading.
+
+        Raises:
+            InvalidArgumentError: If this call was opened before, even if that failed.
+        """
+        if self._open_attempted:
+            # Also after a failed open: its session URL, single-use, may have been spent.
             raise InvalidArgumentError("a Call opens once; use a new connect() for a new session")
+        self._open_attempted = True
         self._opened_at = time.monotonic()
         self._ws = await self._connect_once()
         self._reader = asyncio.create_task(self._read_forever(), name="anunzi-fast reader")
