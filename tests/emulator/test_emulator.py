@@ -146,6 +146,25 @@ async def test_bad_reused_and_expired_tokens_are_refused_with_403() -> None:
             assert info.value.response.status_code == 403
 
 
+async def test_a_failed_upgrade_neither_spends_the_token_nor_keeps_a_grant() -> None:
+    import gc
+
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator() as emulator, httpx.AsyncClient() as http:
+        url = await session_url(emulator)
+        # A plain GET, without Upgrade: refused, and the token stays usable.
+        assert (await http.get("http" + url[2:])).status_code == 426
+        # An upgrade the handshake refuses after the token was checked (no Sec-WebSocket-Key).
+        other = await session_url(emulator)
+        response = await http.get("http" + other[2:],
+                                  headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+        assert response.status_code == 400
+        while emulator._grants:  # forgotten with its connection, not kept forever
+            gc.collect()
+            await asyncio.sleep(0.01)
+        async with connect(url, compression=None) as ws:
+            assert await receive_json(ws) == {"type": "status_agent_ready"}
+
+
 async def test_greeting_then_echo_of_each_utterance() -> None:
     async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:

@@ -15,6 +15,7 @@ import enum
 import hmac
 import json
 import logging
+import weakref
 from collections.abc import Collection, Iterable
 from types import TracebackType
 from typing import Literal
@@ -175,7 +176,10 @@ class Emulator:
             maxlen=max_session_records)
         self.token_requests = 0
         self._fault_counts: dict[str, int] = {}
-        self._grants: dict[ServerConnection, SessionGrant] = {}
+        # Weak: a handshake that fails after the token was redeemed never reaches
+        # _handle_session, and its grant must go with its connection.
+        self._grants: weakref.WeakKeyDictionary[ServerConnection, SessionGrant] = (
+            weakref.WeakKeyDictionary())
         self._server: Server | None = None
         install_log_redaction()
 
@@ -246,6 +250,8 @@ class Emulator:
         if parts.path.startswith(TOKEN_ROUTE):
             return self._token_route(connection, request, unquote(parts.path[len(TOKEN_ROUTE):]))
         if parts.path == START_ROUTE:
+            if not _is_upgrade(request):
+                return None  # websockets answers 426; the token must not be spent on it
             token = parse_qs(parts.query).get("token", [None])[0]
             grant = self.tokens.redeem(token)
             if grant is None:
@@ -378,6 +384,11 @@ def _fault_of(assistant_id: str) -> Fault | None:
         return Fault(assistant_id)
     except ValueError:
         return None
+
+
+def _is_upgrade(request: Request) -> bool:
+    tokens = ",".join(request.headers.get_all("Upgrade")).split(",")
+    return any(token.strip().lower() == "websocket" for token in tokens)
 
 
 def _is_client_ready(message: str) -> bool:
