@@ -187,6 +187,25 @@ async def test_greeting_then_echo_of_each_utterance() -> None:
         assert record.close_code == 1000
 
 
+async def test_the_agent_speaks_only_after_client_ready() -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+        async with connect(await session_url(emulator), compression=None) as ws:
+            assert await receive_json(ws) == {"type": "status_agent_ready"}
+            speech = np.concatenate((speech_48k(0.5), np.zeros(48_000, np.int16)))
+            await ws.send(speech.tobytes())  # heard before client_ready: held, not answered
+            record = emulator.sessions[0]
+            while record.utterances == 0:
+                await asyncio.sleep(0.005)
+            assert record.bytes_sent == 0
+            await ws.send(json.dumps({"type": "status_client_ready"}))
+            greeting = len(default_greeting())
+            audio = await receive_audio(ws, greeting + 24_000 // 3)
+        # The greeting first, as documented, then the held answer.
+        assert audio[: 2 * greeting] == default_greeting().astype("<i2").tobytes()
+        await record.closed.wait()
+        assert bytes(record.sent) == audio
+
+
 async def test_realtime_pacing_takes_real_time() -> None:
     async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:

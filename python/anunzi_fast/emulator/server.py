@@ -43,6 +43,8 @@ FRAME_SECONDS = 0.020
 FRAME_SAMPLES = int(AGENT_SAMPLE_RATE * FRAME_SECONDS)
 # Odd on purpose, and not a multiple of anything the client might align to.
 ODD_FRAME_BYTES = 641
+# Answers held until status_client_ready, at most this much audio (the oldest dropped first).
+HELD_REPLY_SAMPLES = 30 * AGENT_SAMPLE_RATE
 
 Pace = Literal["realtime", "fast"]
 
@@ -120,6 +122,10 @@ class SessionRecord:
 
 class Emulator:
     """A local Anunzi service: token route, session WebSocket and an echo agent.
+
+    The agent sends ``status_agent_ready`` on connection and stays silent until
+    ``status_client_ready``: then it speaks the greeting, then its answers, in order, to every
+    utterance heard, those heard before client-ready included.
 
     Use it as an async context manager (``async with Emulator() as emulator:``) or call
     :meth:`start` and :meth:`stop`.
@@ -306,6 +312,9 @@ class Emulator:
         speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak(connection, speech, record, fault))
         agent = EchoAgent()
+        # status_client_ready is what allows the agent to speak: answers to speech heard before
+        # it wait, and follow the greeting.
+        held: collections.deque[npt.NDArray[np.int16]] = collections.deque()
         carry = b""
         try:
             if fault is Fault.SLOW_READY:
@@ -320,6 +329,8 @@ class Emulator:
                         record.client_ready = True
                         record.client_ready_after_bytes = record.bytes_received
                         speech.put_nowait(self.greeting)
+                        while held:
+                            speech.put_nowait(held.popleft())
                     continue
                 record.bytes_received += len(message)
                 if record.record_audio:
@@ -329,7 +340,12 @@ class Emulator:
                 carry = data[usable:]
                 for reply in agent.receive(_pcm16(data[:usable])):
                     record.utterances += 1
-                    speech.put_nowait(reply)
+                    if record.client_ready:
+                        speech.put_nowait(reply)
+                    else:
+                        held.append(reply)
+                        while sum(map(len, held)) > HELD_REPLY_SAMPLES:
+                            held.popleft()  # bounded memory whatever the client sends
         except ConnectionClosed:
             pass
         finally:
