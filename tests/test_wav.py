@@ -64,7 +64,9 @@ def test_other_pcm_widths(tmp_path: Path, bits: int, raw: bytes, expected: list[
 
 @pytest.mark.parametrize("content", [b"", b"RIFF0000WAVX", b"not a wav at all",
                                      riff(struct.pack("<HHIIHH", 2, 1, 8000, 8000, 1, 4), b"x"),
-                                     riff(struct.pack("<HHIIHH", 1, 2, 8000, 8000, 3, 16), b"")])
+                                     riff(struct.pack("<HHIIHH", 1, 2, 8000, 8000, 3, 16), b""),
+                                     riff(struct.pack("<HHIIHH", 1, 1, 8000, 0, 0, 0), b"xx"),
+                                     riff(struct.pack("<HHIIHH", 3, 1, 8000, 0, 0, 0), b"")])
 def test_bad_files_are_caller_errors(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "bad.wav").write_bytes(content)
     with pytest.raises(InvalidArgumentError):

@@ -79,7 +79,8 @@ def read_wav(path: str | os.PathLike[str]) -> WavAudio:
     tag, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
     if tag == _FORMAT_EXTENSIBLE and len(fmt) >= 26:
         tag = struct.unpack_from("<H", fmt, 24)[0]  # first two bytes of the subformat GUID
-    if channels < 1 or rate < 1 or block_align != channels * ((bits + 7) // 8):
+    # bits == 0 would make block_align 0 as well, and every frame count a division by zero.
+    if channels < 1 or rate < 1 or bits < 1 or block_align != channels * ((bits + 7) // 8):
         raise InvalidArgumentError(f"{os.fspath(path)!r} has an inconsistent fmt chunk")
     frames = len(payload) // block_align
     payload = payload[: frames * block_align]
