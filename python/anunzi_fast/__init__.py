@@ -44,6 +44,7 @@ from anunzi_fast.auth import (
     request_session_url_sync,
 )
 from anunzi_fast.client import Call, CallEvent, CallMetrics, Reconnected, connect
+from anunzi_fast.devices import Microphone, Speaker
 from anunzi_fast.emulator import Emulator, Fault
 from anunzi_fast.errors import (
     AnunziError,
@@ -75,6 +76,7 @@ from anunzi_fast.protocol import (
     SessionProtocol,
 )
 from anunzi_fast.resampler import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
+from anunzi_fast.wav import WavAudio, read_wav, write_wav
 
 __version__ = "0.1.0"
 
@@ -115,6 +117,7 @@ __all__ = [
     "JitterBuffer",
     "JitterStats",
     "MalformedMessage",
+    "Microphone",
     "NetworkError",
     "PeerError",
     "PermissionDeniedError",
@@ -129,14 +132,18 @@ __all__ = [
     "SessionProtocol",
     "SessionTokenRejectedError",
     "SessionURL",
+    "Speaker",
     "SpscRing",
+    "WavAudio",
     "__version__",
     "active_isa",
     "connect",
     "float_to_pcm16",
     "pcm16_to_float",
+    "read_wav",
     "request_session_url",
     "request_session_url_sync",
     "resample",
     "supported_isas",
+    "write_wav",
 ]
