@@ -79,15 +79,16 @@ class Recorder:
     chunk of its side, so a side's audio is continuous like played-back audio.
     """
 
-    def __init__(self) -> None:
-        self._t0 = time.monotonic()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._t0 = clock()
         self._segments: tuple[list[tuple[int, npt.NDArray[np.int16]]], ...] = ([], [])
         self._cursor = [0, 0]
         self._upsampler: Any = None
 
     def add_user(self, pcm16_48k: npt.NDArray[np.int16]) -> None:
         # Sent now, so it was captured during the block before.
-        self._place(0, np.array(pcm16_48k), time.monotonic(), len(pcm16_48k))
+        self._place(0, np.array(pcm16_48k), self._clock(), len(pcm16_48k))
 
     def add_agent(self, pcm16_16k: npt.NDArray[np.int16]) -> None:
         from .resampler import ResampleStream
@@ -95,8 +96,12 @@ class Recorder:
         if self._upsampler is None:
             self._upsampler = ResampleStream(AGENT_SAMPLE_RATE, CLIENT_SAMPLE_RATE, 1,
                                              dtype="int16", quality="HQ")
+        # The stream's output is not shifted, but it holds back its filter delay: what comes
+        # out now starts with the held-back end of the previous chunks, which belongs that
+        # many samples before this chunk's arrival.
+        held_back = round(self._upsampler.delay())
         upsampled = self._upsampler.resample_chunk(np.ascontiguousarray(pcm16_16k))
-        self._place(1, np.asarray(upsampled, np.int16), time.monotonic(), 0)
+        self._place(1, np.asarray(upsampled, np.int16), self._clock(), held_back)
 
     def _place(self, side: int, samples: npt.NDArray[np.int16], at: float, lead: int) -> None:
         position = max(self._cursor[side], round((at - self._t0) * CLIENT_SAMPLE_RATE) - lead)
@@ -104,7 +109,12 @@ class Recorder:
         self._cursor[side] = position + len(samples)
 
     def write(self, path: str) -> None:
-        """Write the stereo PCM16 WAV."""
+        """Write the stereo PCM16 WAV (after flushing what the agent's upsampler holds)."""
+        if self._upsampler is not None:
+            tail = self._upsampler.resample_chunk(np.zeros(0, np.int16), last=True)
+            self._upsampler = None
+            # Right after the rest: it is the end of the last chunk.
+            self._place(1, np.asarray(tail, np.int16), self._t0, 0)
         stereo = np.zeros((max(self._cursor), 2), np.int16)
         for side, segments in enumerate(self._segments):
             for position, samples in segments:
