@@ -474,12 +474,14 @@ async def test_empty_and_long_inputs(emulator: Emulator) -> None:
         assert bytes(record.received) == long_input.tobytes()
 
 
-@pytest.mark.parametrize("moment", ["backoff", "connecting"])
+@pytest.mark.parametrize("moment", ["backoff", "long backoff", "connecting"])
 async def test_close_during_reconnection_leaks_no_connection(
     emulator: Emulator, moment: str
 ) -> None:
     async with asyncio.timeout(TEST_TIMEOUT):
-        retry = RetryPolicy(initial_backoff=0.4, max_backoff=0.4, deadline=5)
+        # A long backoff outlasts close()'s patience with the reader: it must end it anyway.
+        backoff = 20.0 if moment == "long backoff" else 0.4
+        retry = RetryPolicy(initial_backoff=backoff, max_backoff=backoff, deadline=30)
         call = connect(assistant_id=Fault.ABRUPT_CLOSE, api_key=DEFAULT_API_KEY,
                        base_url=emulator.base_url, retry=retry, reconnect=True)
         connecting = asyncio.Event()
@@ -492,7 +494,7 @@ async def test_close_during_reconnection_leaks_no_connection(
         async with call:
             call._connect_once = observed_connect_once  # type: ignore[method-assign]
             await call.send_client_ready()
-            if moment == "backoff":
+            if moment != "connecting":
                 while call.metrics.reconnects == 0:  # the reader is sleeping before it retries
                     await asyncio.sleep(0.005)
             else:

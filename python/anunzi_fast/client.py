@@ -275,6 +275,7 @@ class Call:
         self._input_resampler: Any = None
         self._closing = False
         self._close_request: tuple[int, str] = (1000, "")
+        self._close_requested = asyncio.Event()
         self._finished = False
         self._reader_failure: AnunziError | None = None
         self._failed_locally = False  # the last connection was failed by us, not the service
@@ -521,7 +522,9 @@ class Call:
                 await self._ws.close(1011, "client failure")
         finally:
             if self.close_code is None:
-                self._record_close(ABNORMAL_CLOSURE, "")
+                # Cancelled by close() (e.g. while reconnecting), the user's code is the truth.
+                self._record_close(*(self._close_request if self._closing
+                                     else (ABNORMAL_CLOSURE, "")))
             self._finished = True
             self._connection_replaced.set()
             self._enqueue(_END_OF_EVENTS)  # always, even when events are not queued
@@ -598,7 +601,9 @@ class Call:
             delay = (self._retry or RetryPolicy()).backoff(attempt)
             _logger.info("session closed with %d; reconnecting in %.2fs (attempt %d)",
                          code, delay, attempt)
-            await asyncio.sleep(delay)
+            # Cut short by close(): nobody wants the new connection any more.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._close_requested.wait(), delay)
             if self._closing:
                 return False
             try:
@@ -640,6 +645,7 @@ class Call:
                 await self.flush_audio()
         self._closing = True
         self._close_request = (code, reason)
+        self._close_requested.set()
         closed = self._ws
         if closed is not None:
             await closed.close(code, reason)
