@@ -39,7 +39,7 @@ def _report(benchmark) -> None:  # type: ignore[no-untyped-def]
 
 def handoff_ring() -> int:
     ring = SpscRing(CHUNK * RING_CHUNKS, "int16")
-    batch = CHUNK * RING_CHUNKS // 2
+    batch = CHUNK * RING_CHUNKS // 4
     sources = _chunks()
 
     def produce() -> None:

@@ -88,13 +88,17 @@ with the GIL released; shorter ones are quicker than a GIL hand-off. Inputs must
 ring's dtype exactly (``TypeError`` otherwise) and be C-contiguous (``ValueError``).
 )doc";
 
-inline constexpr const char* kRingWrite = R"doc(
+inline constexpr const char* kRingWrite = R"doc(write($self, samples, /)
+--
+
 Producer side only. Copy in as many of ``samples`` as fit.
 
 Returns the number of samples taken (0 when the ring is full); the rest is not written.
 )doc";
 
-inline constexpr const char* kRingReadInto = R"doc(
+inline constexpr const char* kRingReadInto = R"doc(read_into($self, out, /)
+--
+
 Consumer side only. Copy up to ``len(out)`` of the oldest samples into ``out``.
 
 Returns how many samples were written to the front of ``out``; the rest of ``out`` is left

@@ -43,8 +43,9 @@ def test_stubtest_agrees() -> None:
 
 
 def _shape(args: ast.arguments, drop_self: bool) -> tuple[list[str], list[str], int, int]:
-    positional = [a.arg for a in args.posonlyargs + args.args]
-    if drop_self and positional[:1] == ["self"]:
+    # Positional-only parameters are marked with a trailing "/" on their name.
+    positional = [a.arg + "/" for a in args.posonlyargs] + [a.arg for a in args.args]
+    if drop_self and positional[:1] and positional[0].rstrip("/") == "self":
         positional = positional[1:]
     keyword_only = [a.arg for a in args.kwonlyargs]
     defaults = len(args.defaults) + sum(d is not None for d in args.kw_defaults)
@@ -68,6 +69,12 @@ def _stub_signatures() -> dict[str, ast.arguments]:
 
 
 def _runtime_signature(obj: Any, name: str) -> ast.arguments:
+    text_signature = getattr(obj, "__text_signature__", None)
+    if text_signature:  # methods bound with CPython's own protocol carry a real signature
+        tree = ast.parse(f"def f{text_signature.replace('$self', 'self')}: pass")
+        func = tree.body[0]
+        assert isinstance(func, ast.FunctionDef)
+        return func.args
     first_line = (obj.__doc__ or "").strip().splitlines()[0]
     match = re.match(rf"{re.escape(name)}\((.*)\) -> .*$", first_line)
     assert match, f"no pybind11 signature line for {name}: {first_line!r}"
