@@ -1,6 +1,8 @@
 // Streaming polyphase resampler: filter design, rate ratio, and the per-sample engine.
 #include "anunzi/resampler.hpp"
 
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -136,40 +138,21 @@ bool quality_is_valid(int quality) {
   return quality == 0 || quality == 1 || quality == 2 || quality == 4 || quality == 6;
 }
 
-bool isa_supported(Isa isa) { return detail::cpu_supports(isa); }
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::kPortable:
-      return "portable";
-    case Isa::kSse2:
-      return "sse2";
-    case Isa::kAvx2:
-      return "avx2";
-    case Isa::kAvx512:
-      return "avx512";
-  }
-  return "unknown";
-}
-
 Isa select_isa() {
   const char* forced = std::getenv("ANUNZI_FAST_ISA");
   if (forced != nullptr && forced[0] != '\0') {
-    for (Isa isa : {Isa::kPortable, Isa::kSse2, Isa::kAvx2, Isa::kAvx512}) {
-      if (std::strcmp(forced, isa_name(isa)) == 0) {
-        if (!isa_supported(isa))
-          throw std::invalid_argument(std::string("ANUNZI_FAST_ISA=") + forced +
-                                      " is not supported by this CPU");
-        return isa;
-      }
+    const std::optional<Isa> isa = isa_from_name(forced);
+    if (!isa) {
+      throw std::invalid_argument(std::string("ANUNZI_FAST_ISA=") + forced +
+                                  " is not one of portable, sse2, avx2, avx512");
     }
-    throw std::invalid_argument(std::string("ANUNZI_FAST_ISA=") + forced +
-                                " is not one of portable, sse2, avx2, avx512");
+    if (!isa_supported(*isa)) {
+      throw std::invalid_argument(std::string("ANUNZI_FAST_ISA=") + forced +
+                                  " is not supported by this CPU");
+    }
+    return *isa;
   }
-  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kSse2}) {
-    if (isa_supported(isa)) return isa;
-  }
-  return Isa::kPortable;
+  return best_supported_isa();
 }
 
 class ResamplerImplBase {

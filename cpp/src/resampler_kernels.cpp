@@ -541,23 +541,4 @@ Kernels<double> kernels_for<double>(Isa isa) {
   }
 }
 
-bool cpu_supports(Isa isa) {
-#if ANUNZI_X86
-  __builtin_cpu_init();
-  switch (isa) {
-    case Isa::kPortable:
-      return true;
-    case Isa::kSse2:
-      return __builtin_cpu_supports("sse2");
-    case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case Isa::kAvx512:
-      return __builtin_cpu_supports("avx512f");
-  }
-  return false;
-#else
-  return isa == Isa::kPortable;
-#endif
-}
-
 }  // namespace anunzi::detail

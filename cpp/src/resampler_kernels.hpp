@@ -33,6 +33,5 @@ Kernels<float> kernels_for<float>(Isa isa);
 template <>
 Kernels<double> kernels_for<double>(Isa isa);
 
-bool cpu_supports(Isa isa);
 
 }  // namespace anunzi::detail

@@ -12,14 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "anunzi/cpu_dispatch.hpp"
+
 namespace anunzi {
 
 // Values match python-soxr's constants so code passing soxr.HQ etc. keeps working.
 enum class Quality : int { kQuick = 0, kLow = 1, kMedium = 2, kHigh = 4, kVeryHigh = 6 };
-
-// Instruction-set paths of the dot-product kernels. Wheels are built for baseline x86-64; the
-// wider paths are compiled per function with target attributes and chosen at run time.
-enum class Isa : int { kPortable = 0, kSse2 = 1, kAvx2 = 2, kAvx512 = 3 };
 
 enum class SampleType : int { kFloat32 = 0, kFloat64 = 1, kInt16 = 2, kInt32 = 3 };
 
@@ -36,13 +34,12 @@ struct FilterSpec {
 [[nodiscard]] FilterSpec filter_spec(Quality quality);
 [[nodiscard]] bool quality_is_valid(int quality);
 
-[[nodiscard]] bool isa_supported(Isa isa);
+// The kernels' instruction-set paths are cpu_dispatch.hpp's Isa levels.
 // The ISA named by the environment variable ANUNZI_FAST_ISA (portable|sse2|avx2|avx512) if set
 // and supported by this CPU, else the best supported one. Throws std::invalid_argument if the
 // variable names an unknown or unsupported path, so a forced test can never silently pass on
 // another path.
 [[nodiscard]] Isa select_isa();
-[[nodiscard]] const char* isa_name(Isa isa);
 
 // The process-wide cache of filter designs shared by streams with the same ratio, preset and
 // arithmetic type. It keeps recently used designs up to `limit_bytes` of coefficients in total
