@@ -139,6 +139,7 @@ async def test_stereo_is_downmixed(emulator: Emulator) -> None:
         (np.zeros(10, np.int32), 48_000),
         (np.zeros((2, 2, 2), np.float32), 48_000),
         (np.zeros((10, 0), np.float32), 48_000),
+        (np.zeros((2, 4800), np.float32), 48_000),  # (channels, frames): the wrong way round
         (np.zeros(10, np.float32), 0),
         (np.zeros(10, np.float32), 44_100.5),
         (np.zeros(10, np.float32), True),

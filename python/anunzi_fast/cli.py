@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +38,6 @@ from .errors import (
 )
 from .protocol import AGENT_SAMPLE_RATE, CLIENT_SAMPLE_RATE, AgentAudio
 from .wav import WavAudio, read_wav, write_wav
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
 
 __all__ = ["EXIT_CREDENTIALS", "EXIT_NETWORK", "EXIT_OK", "EXIT_USAGE", "exit_code_for", "main"]
 
@@ -233,7 +230,7 @@ async def run_call(
 
         def tick_playback() -> None:
             if not use_speaker:
-                jitter.read_into(cast("Buffer", playback_block))
+                jitter.read_into(playback_block)
             if status is not None and loop.time() >= next_status[0]:
                 next_status[0] += status.interval
                 status.show(call)
@@ -326,7 +323,7 @@ def write_output(path: str, agent: npt.NDArray[np.int16], output_rate: int | Non
     from .resampler import resample
 
     resampled = resample(agent.astype(np.float32) / 32768.0, AGENT_SAMPLE_RATE, output_rate)
-    write_wav(path, float_to_pcm16(cast("Buffer", np.ascontiguousarray(resampled, np.float32))),
+    write_wav(path, float_to_pcm16(np.ascontiguousarray(resampled, np.float32)),
               output_rate)
 
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
+from typing import Any, Final, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -67,15 +67,15 @@ from .protocol import (
 )
 from .vad import EnergyVad, SpeechEnded
 
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
-
 __all__ = ["Call", "CallEvent", "CallMetrics", "Reconnected", "connect"]
 
 _logger = logging.getLogger("anunzi_fast.client")
 
 # The reference client's frame: longer inputs are split so no message nears max_size.
 MAX_FRAME_SAMPLES: Final = 8192
+# More channels than any audio interface a voice client records from: a (channels, frames)
+# array passed the wrong way round, which would otherwise be averaged across time.
+MAX_INPUT_CHANNELS: Final = 32
 CLEAN_CLOSE_CODES: Final = frozenset({1000, 1001})
 ABNORMAL_CLOSURE: Final = 1006
 # Codes with which the client itself fails the connection because of what the service sent.
@@ -665,23 +665,26 @@ class Call:
         await self._wait_reader()
 
 
-# The native stub types inputs as Buffer, which numpy arrays satisfy for mypy only when it
-# targets Python >= 3.12; these adapters keep the casts in one place.
 def _float_to_pcm16(samples: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
-    return float_to_pcm16(cast("Buffer", np.ascontiguousarray(samples)))
+    return float_to_pcm16(np.ascontiguousarray(samples))
 
 
 def _pcm16_to_float(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
-    return pcm16_to_float(cast("Buffer", np.ascontiguousarray(samples)))
+    return pcm16_to_float(np.ascontiguousarray(samples))
 
 
 def _push(jitter_buffer: JitterBuffer, samples: npt.NDArray[Any]) -> None:
-    jitter_buffer.push(cast("Buffer", samples))
+    jitter_buffer.push(samples)
+
 
 
 def _downmix(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
     if array.shape[1] == 0:
         raise InvalidArgumentError("2-D audio needs at least one channel")
+    if array.shape[1] > MAX_INPUT_CHANNELS:
+        raise InvalidArgumentError(
+            f"2-D audio must be (frames, channels); got {array.shape[1]} channels "
+            f"(more than {MAX_INPUT_CHANNELS}): pass array.T if it is (channels, frames)")
     if array.shape[1] == 1:
         return array[:, 0]
     if array.dtype == np.int16:

@@ -15,16 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from ._native import JitterBuffer
 from .errors import AudioDeviceError, InvalidArgumentError
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
 
 __all__ = ["Microphone", "Speaker", "load_sounddevice"]
 
@@ -193,4 +190,4 @@ class Speaker:
     def _callback(self, outdata: npt.NDArray[np.float32], frames: int, time: Any,
                   status: Any) -> None:
         # With one channel, column 0 is contiguous: the buffer writes straight into it.
-        self.samples_played += self.jitter_buffer.read_into(cast("Buffer", outdata[:, 0]))
+        self.samples_played += self.jitter_buffer.read_into(outdata[:, 0])
