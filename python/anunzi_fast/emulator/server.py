@@ -182,8 +182,8 @@ class Emulator:
             maxlen=max_session_records)
         self.token_requests = 0
         self._fault_counts: dict[str, int] = {}
-        # Weak: a handshake that fails after the token was redeemed never reaches
-        # _handle_session, and its grant must go with its connection.
+        # A handshake that fails after the token was redeemed never reaches _handle_session:
+        # _process_response drops its grant, and the weak keys are a second line of defence.
         self._grants: weakref.WeakKeyDictionary[ServerConnection, SessionGrant] = (
             weakref.WeakKeyDictionary())
         self._server: Server | None = None
@@ -200,6 +200,7 @@ class Emulator:
             self.host,
             self._requested_port,
             process_request=self._process_request,
+            process_response=self._process_response,
             compression=None,  # PCM does not compress; deflate would only cost CPU
             max_size=2**20,
             server_header="anunzi-fast-emulator",
@@ -266,6 +267,16 @@ class Emulator:
             self._grants[connection] = grant
             return None
         return connection.respond(404, "not found\n")
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        # A handshake refused after the token was redeemed never reaches _handle_session:
+        # drop its grant now rather than wait for the connection to be garbage-collected
+        # (a logged handshake error can keep it alive for a long time).
+        if response.status_code != 101:
+            self._grants.pop(connection, None)
+        return None
 
     def _token_route(
         self, connection: ServerConnection, request: Request, assistant_id: str
