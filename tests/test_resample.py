@@ -220,7 +220,7 @@ def test_ratio_limits_are_as_documented() -> None:
 
 @pytest.mark.parametrize(
     ("in_rate", "out_rate", "ms"),
-    [(16000, 48000, 5.938), (44100, 48000, 2.154), (12000, 48000, 7.917), (8000, 16000, 11.875)],
+    [(16000, 48000, 4.688), (44100, 48000, 2.154), (12000, 48000, 7.917), (8000, 16000, 9.375)],
 )
 def test_hq_latency_is_as_documented(in_rate: int, out_rate: int, ms: float) -> None:
     # Within 6 ms only when the lower rate is at least 16 kHz (the module docstring says so).
@@ -228,6 +228,25 @@ def test_hq_latency_is_as_documented(in_rate: int, out_rate: int, ms: float) -> 
     assert latency == pytest.approx(ms, abs=0.01)
     assert (latency <= 6) == (min(in_rate, out_rate) >= 16000)
     assert f"{ms:.1f} ms" in (rs.__doc__ or "")
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate", "quality", "equiripple"),
+    [
+        (48000, 16000, HQ, True),
+        (16000, 48000, HQ, True),
+        (8000, 16000, HQ, True),
+        (24000, 16000, MQ, True),
+        (48000, 16000, VHQ, False),  # its weights defeat the exchange: Kaiser
+        (48000, 8000, HQ, False),  # a prototype over 560 taps: Kaiser
+        (48000, 48000, HQ, False),  # no stopband below the prototype's Nyquist
+    ],
+)
+def test_design_method(in_rate: int, out_rate: int, quality: int, equiripple: bool) -> None:
+    core = ResampleStream(in_rate, out_rate, 1, quality=quality)._core
+    assert core.equiripple is equiripple
+    if (in_rate, out_rate, quality) == (48000, 16000, HQ):
+        assert core.taps <= 448  # Kaiser needed 576 for the same stopband and passband edge
 
 
 # ---------------------------------------------------------------- layout equivalence
