@@ -220,7 +220,7 @@ def test_ratio_limits_are_as_documented() -> None:
 
 @pytest.mark.parametrize(
     ("in_rate", "out_rate", "ms"),
-    [(16000, 48000, 4.688), (44100, 48000, 2.154), (12000, 48000, 7.917), (8000, 16000, 9.375)],
+    [(16000, 48000, 4.688), (44100, 48000, 1.791), (12000, 48000, 6.583), (8000, 16000, 9.375)],
 )
 def test_hq_latency_is_as_documented(in_rate: int, out_rate: int, ms: float) -> None:
     # Within 6 ms only when the lower rate is at least 16 kHz (the module docstring says so).
@@ -231,22 +231,26 @@ def test_hq_latency_is_as_documented(in_rate: int, out_rate: int, ms: float) -> 
 
 
 @pytest.mark.parametrize(
-    ("in_rate", "out_rate", "quality", "equiripple"),
+    ("in_rate", "out_rate", "quality", "design"),
     [
-        (48000, 16000, HQ, True),
-        (16000, 48000, HQ, True),
-        (8000, 16000, HQ, True),
-        (24000, 16000, MQ, True),
-        (48000, 16000, VHQ, False),  # its weights defeat the exchange: Kaiser
-        (48000, 8000, HQ, False),  # a prototype over 560 taps: Kaiser
-        (48000, 48000, HQ, False),  # no stopband below the prototype's Nyquist
+        (48000, 16000, HQ, "equiripple"),
+        (16000, 48000, HQ, "equiripple"),
+        (8000, 16000, HQ, "equiripple"),
+        (24000, 16000, MQ, "equiripple"),
+        (16000, 44100, HQ, "smoothed equiripple"),  # 441 phases: too long to design directly
+        (44100, 48000, HQ, "smoothed equiripple"),
+        (48000, 8000, HQ, "smoothed equiripple"),  # a direct prototype over 560 taps
+        (48000, 16000, VHQ, "kaiser"),  # its weights defeat the exchange
+        (44100, 48000, QQ, "kaiser"),  # equal ripples: a smoothed design would be longer
+        (48000, 48000, HQ, "smoothed equiripple"),  # the direct one has no stopband at all
     ],
 )
-def test_design_method(in_rate: int, out_rate: int, quality: int, equiripple: bool) -> None:
+def test_design_method(in_rate: int, out_rate: int, quality: int, design: str) -> None:
     core = ResampleStream(in_rate, out_rate, 1, quality=quality)._core
-    assert core.equiripple is equiripple
-    if (in_rate, out_rate, quality) == (48000, 16000, HQ):
-        assert core.taps <= 448  # Kaiser needed 576 for the same stopband and passband edge
+    assert core.design == design
+    kaiser_taps = {(48000, 16000): 576, (16000, 44100): 192, (44100, 48000): 192}
+    if quality == HQ and (in_rate, out_rate) in kaiser_taps:  # what Kaiser needed at HQ
+        assert core.taps <= kaiser_taps[in_rate, out_rate] * 0.84
 
 
 # ---------------------------------------------------------------- layout equivalence
@@ -528,12 +532,12 @@ def designs_computed() -> int:
 
 @pytest.mark.parametrize("call", ["stream", "oneshot"])
 def test_gil_is_released_during_filter_design(call: str) -> None:
-    # 96 kHz -> 1 Hz at HQ designs a 72 MB filter (about half a second), larger than the design
-    # cache holds, so it is designed afresh each time. The main thread counts its turns while
-    # the design is not finished yet: it can only get one if the worker released the GIL.
+    # 120 kHz -> 1 Hz at HQ designs a 72 MB filter (about half a second), larger than the
+    # design cache holds, so it is designed afresh each time. The main thread counts its turns
+    # while the design is not finished yet: it can only get one if the worker released the GIL.
     build: Callable[[], object] = {
-        "stream": lambda: ResampleStream(96000, 1, 1),
-        "oneshot": lambda: resample(np.zeros(1, np.float32), 96000, 1),
+        "stream": lambda: ResampleStream(120000, 1, 1),
+        "oneshot": lambda: resample(np.zeros(1, np.float32), 120000, 1),
     }[call]
     before = designs_computed()
     done = threading.Event()
@@ -626,15 +630,15 @@ def test_interpolated_rows_keep_vhq_quality_when_decimating() -> None:
 def test_design_cache_is_capped_in_bytes() -> None:
     limit = _resampler.design_cache_stats()["limit_bytes"]
     assert limit == 64 << 20
-    # Decimation to 1 Hz at HQ: 36 and 33 MB designs, together above the cap.
+    # Decimation to 1 Hz at HQ: 38 and 36 MB designs, together above the cap.
     sizes = [
-        design_bytes(_resampler.Resampler(rate, 1, 1, HQ, "float32")) for rate in (48000, 44100)
+        design_bytes(_resampler.Resampler(rate, 1, 1, HQ, "float32")) for rate in (64000, 60000)
     ]
     assert sum(sizes) > limit
     stats = _resampler.design_cache_stats()
     assert sizes[-1] <= stats["bytes"] <= limit  # the most recent design is kept
     # A design bigger than the whole cap is never kept (the old cache held up to 8 of 256 MB).
-    big = _resampler.Resampler(96000, 1, 1, HQ, "float32")
+    big = _resampler.Resampler(120000, 1, 1, HQ, "float32")
     assert design_bytes(big) > limit
     assert _resampler.design_cache_stats()["bytes"] <= limit
 

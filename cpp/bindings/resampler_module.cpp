@@ -189,8 +189,8 @@ PYBIND11_MODULE(_resampler, m) {
       .def_property_readonly("phases", [](const PyResampler& r) { return r.core().num_phases(); })
       .def_property_readonly("interpolated",
                              [](const PyResampler& r) { return r.core().interpolated_phases(); })
-      .def_property_readonly("equiripple",
-                             [](const PyResampler& r) { return r.core().equiripple(); })
+      .def_property_readonly("design",
+                             [](const PyResampler& r) { return std::string(r.core().design_method()); })
       .def_property_readonly("double_precision",
                              [](const PyResampler& r) { return r.core().double_precision(); })
       .def_property_readonly(

@@ -16,7 +16,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "remez.hpp"
+#include "prototype.hpp"
 #include "resampler_kernels.hpp"
 
 namespace anunzi {
@@ -34,46 +34,10 @@ constexpr std::uint64_t kMaxStep = 1u << 20;
 constexpr std::uint64_t kMaxExactPhases = 4096;
 constexpr std::size_t kMaxExactTableBytes = std::size_t{8} << 20;
 constexpr std::uint64_t kInterpPhases = 256;
-// Equiripple prototypes up to this length: the exchange costs O(taps^2) per step (about 40 ms
-// for HQ's 451 taps) and, in double precision, stops converging reliably near 600 taps. Longer
-// prototypes (HQ below 16 kHz, the 441 phases of 16 -> 44.1 kHz, VHQ) use the Kaiser design,
-// whose rows can be computed one by one and interpolated.
-constexpr std::size_t kMaxEquirippleTaps = 560;
-// Passband ripple of the equiripple designs (+-0.00087 dB), unless the stopband ripple is
-// larger (QQ, LQ): then both are equal, as in a window design. Below kFlatPart of the passband
-// edge the ripple is the stopband's, as flat as a window design: a tone there comes out as the
-// same tone at the new rate to within the stopband's level, not just within 1e-4.
-constexpr double kPassRipple = 1e-4;
-constexpr double kFlatPart = 0.8;
-// A window design's stopband falls away from its edge; an equiripple one stays at its limit
-// everywhere, where float32 coefficients and arithmetic add their own error (about -135 dB).
-// A few dB of margin keeps the measured rejection at the preset's figure.
-constexpr double kEquirippleMarginDb = 3.0;
-// The exchange loses alternation when the weights span more than this (VHQ's 175 dB against
-// its 1e-4 passband ripple); such designs use the window method without trying.
-constexpr double kMaxWeightRatio = 1e3;
 // Refuse designs beyond this (e.g. 192 kHz -> 1 Hz at VHQ) rather than exhaust memory.
 constexpr double kMaxTableBytes = 256.0 * (1 << 20);
 // Input is buffered and consumed in blocks of this many frames so the history stays in cache.
 constexpr std::size_t kBlockFrames = 4096;
-
-double bessel_i0(double x) {
-  double sum = 1.0, term = 1.0;
-  const double q = x * x / 4.0;
-  for (int k = 1; k < 500; ++k) {
-    term *= q / (static_cast<double>(k) * k);
-    sum += term;
-    if (term < sum * 1e-18) break;
-  }
-  return sum;
-}
-
-double kaiser_beta(double attenuation_db) {
-  if (attenuation_db > 50.0) return 0.1102 * (attenuation_db - 8.7);
-  if (attenuation_db >= 21.0)
-    return 0.5842 * std::pow(attenuation_db - 21.0, 0.4) + 0.07886 * (attenuation_db - 21.0);
-  return 0.0;
-}
 
 std::uint64_t gcd_u64(std::uint64_t a, std::uint64_t b) {
   while (b != 0) {
@@ -187,7 +151,7 @@ class ResamplerImplBase {
   virtual std::size_t taps_per_output() const = 0;
   virtual std::size_t num_phases() const = 0;
   virtual bool interpolated_phases() const = 0;
-  virtual bool equiripple() const = 0;
+  virtual const char* design_method() const = 0;
   virtual Isa isa() const = 0;
   virtual bool double_precision() const = 0;
   virtual std::uint64_t out_step() const = 0;
@@ -205,7 +169,7 @@ struct FilterDesign {
   std::vector<S, AlignedAllocator<S>> table;
   std::size_t taps = 0, before = 0, after = 0, rows = 0;
   bool interpolated = false;
-  bool equiripple = false;  // else Kaiser-windowed sinc
+  detail::PrototypeKind kind = detail::PrototypeKind::kKaiser;
 };
 
 template <typename S>
@@ -213,34 +177,9 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
                                                      const FilterSpec& spec) {
   constexpr std::size_t kLanes = FilterDesign<S>::kLanes;
   auto d = std::make_shared<FilterDesign<S>>();
-  // Frequencies in cycles per input sample.
-  const double nyquist = 0.5 * std::min(1.0, static_cast<double>(up) / static_cast<double>(down));
-  const double transition = (spec.stopband_begin - spec.passband_end) * nyquist;
-  const double cutoff = 0.5 * (spec.stopband_begin + spec.passband_end) * nyquist;
-  // The shortest equiripple prototype at up x the input rate when it is short enough to
-  // design, else a Kaiser-windowed sinc (whose length is estimated as a half-width).
-  const double stop_ripple =
-      std::pow(10.0, -(spec.attenuation_db + kEquirippleMarginDb) / 20.0);
-  const double pass_ripple = std::max(stop_ripple, kPassRipple);
-  const double up_d = static_cast<double>(up);
-  // (A prototype of at most kMaxEquirippleTaps has at most that many phases: exact rows.)
-  const std::vector<double> proto =
-      up > kMaxEquirippleTaps || pass_ripple / stop_ripple > kMaxWeightRatio
-          ? std::vector<double>{}
-          : detail::equiripple_lowpass(
-                {spec.passband_end * nyquist / up_d, spec.stopband_begin * nyquist / up_d,
-                 pass_ripple, stop_ripple,
-                 kFlatPart * spec.passband_end * nyquist / up_d, stop_ripple},
-                kMaxEquirippleTaps);
-  const std::size_t proto_half = proto.size() / 2;  // proto[proto_half] is the centre tap
-  d->equiripple = !proto.empty();
-  // Half-width in input samples: taps at |t| < half_width are non-zero.
-  const double half_width =
-      d->equiripple ? (static_cast<double>(proto_half) + 0.5) / up_d
-                    : (spec.attenuation_db - 7.95) / (2.285 * 2.0 * kPi * transition) / 2.0;
-  const double beta = kaiser_beta(spec.attenuation_db);
-  const double i0_beta = bessel_i0(beta);
-
+  const detail::Prototype h = detail::Prototype::design(up, down, spec);
+  d->kind = h.kind();
+  const double half_width = h.half_width();
   const auto w_floor = static_cast<std::size_t>(std::floor(half_width));
   // Taps cover input offsets m in [-before, after] around the output's integer position; zero
   // taps padding to the SIMD width go on the past side, so they add no latency. Interpolated
@@ -258,23 +197,12 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
   layout(false);
   const bool big = static_cast<double>(up) * static_cast<double>(d->taps) * sizeof(S) >
                    static_cast<double>(kMaxExactTableBytes);
-  if (up > kMaxExactPhases || (big && up > kInterpPhases + 3)) layout(true);
+  if (!h.exact_rows_only() && (up > kMaxExactPhases || (big && up > kInterpPhases + 3))) {
+    layout(true);
+  }
   const std::size_t rows = d->interpolated ? kInterpPhases + 3 : static_cast<std::size_t>(up);
   if (static_cast<double>(rows) * static_cast<double>(d->taps) * sizeof(S) > kMaxTableBytes)
     throw std::invalid_argument("sample rate ratio too extreme for this quality");
-
-  auto h = [&](double t) {
-    if (std::fabs(t) >= half_width) return 0.0;
-    if (d->equiripple) {  // exact rows only: t * up is an integer offset into the prototype
-      const auto offset = static_cast<std::ptrdiff_t>(std::llround(t * up_d));
-      return proto[static_cast<std::size_t>(static_cast<std::ptrdiff_t>(proto_half) + offset)];
-    }
-    const double r = t / half_width;
-    const double window = bessel_i0(beta * std::sqrt(1.0 - r * r)) / i0_beta;
-    const double arg = 2.0 * cutoff * t;
-    const double sinc = arg == 0.0 ? 1.0 : std::sin(kPi * arg) / (kPi * arg);
-    return 2.0 * cutoff * sinc * window;
-  };
 
   // Row r holds the taps for fractional position u(r); exact rows have u = r / up,
   // interpolation rows u = (r - 1) / kInterpPhases for r in [0, kInterpPhases + 3).
@@ -465,7 +393,17 @@ class PolyphaseResampler final : public ResamplerImplBase {
   std::size_t taps_per_output() const override { return taps_; }
   std::size_t num_phases() const override { return rows_; }
   bool interpolated_phases() const override { return interpolated_; }
-  bool equiripple() const override { return filter_->equiripple; }
+  const char* design_method() const override {
+    switch (filter_->kind) {
+      case detail::PrototypeKind::kEquiripple:
+        return "equiripple";
+      case detail::PrototypeKind::kSmoothedEquiripple:
+        return "smoothed equiripple";
+      case detail::PrototypeKind::kKaiser:
+        break;
+    }
+    return "kaiser";
+  }
   Isa isa() const override { return isa_; }
   bool double_precision() const override { return std::is_same<S, double>::value; }
   std::uint64_t out_step() const override { return up_; }
@@ -836,7 +774,7 @@ std::size_t Resampler::num_channels() const { return impl_->num_channels(); }
 std::size_t Resampler::taps_per_output() const { return impl_->taps_per_output(); }
 std::size_t Resampler::num_phases() const { return impl_->num_phases(); }
 bool Resampler::interpolated_phases() const { return impl_->interpolated_phases(); }
-bool Resampler::equiripple() const { return impl_->equiripple(); }
+const char* Resampler::design_method() const { return impl_->design_method(); }
 Isa Resampler::isa() const { return impl_->isa(); }
 bool Resampler::double_precision() const { return impl_->double_precision(); }
 std::uint64_t Resampler::out_step() const { return impl_->out_step(); }

@@ -34,9 +34,10 @@ aliases, but only into the transition band above the passband. With float32 data
 residual is bounded near -160 dB by the float32 input itself.
 
 Latency is a fixed number of samples at the lower rate, so it grows as that rate falls: at HQ it
-is 2.2 ms for 44.1 <-> 48 kHz and 4.7 ms for 16 kHz <-> 48 kHz. HQ stays within 6 ms only when
-the lower rate is at least 16 kHz; below it, HQ latency exceeds 6 ms: 7.9 ms at 12 kHz -> 48 kHz,
-8.6 ms at 11.025 kHz -> 44.1 kHz and 9.4 ms at 8 kHz <-> 16 kHz (or 8 kHz -> 48 kHz). Choose MQ
+is 1.8 ms for 44.1 <-> 48 kHz, 4.7 ms for 16 kHz <-> 48 kHz and 4.9 ms for 16 -> 44.1 kHz. HQ
+stays within 6 ms only when the lower rate is at least 16 kHz; below it, HQ latency exceeds 6 ms:
+6.6 ms at 12 kHz -> 48 kHz, 7.2 ms at 11.025 kHz -> 44.1 kHz, 9.4 ms at 8 kHz <-> 16 kHz and
+9.9 ms at 8 kHz -> 48 kHz. Choose MQ
 or a lower preset where that matters more than HQ's stopband.
 
 Rate ratios. The ratio out_rate / in_rate is used exactly when it reduces to a fraction whose

@@ -104,8 +104,8 @@ class Resampler {
   [[nodiscard]] std::size_t taps_per_output() const;
   [[nodiscard]] std::size_t num_phases() const;
   [[nodiscard]] bool interpolated_phases() const;
-  // True for an equiripple (Parks-McClellan) design, false for a Kaiser-windowed sinc.
-  [[nodiscard]] bool equiripple() const;
+  // The prototype's design: "equiripple", "smoothed equiripple" or "kaiser" (prototype.hpp).
+  [[nodiscard]] const char* design_method() const;
   [[nodiscard]] Isa isa() const;
   [[nodiscard]] bool double_precision() const;
   // The rational ratio out/in actually used: out_step / in_step, reduced.
