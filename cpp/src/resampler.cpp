@@ -170,6 +170,9 @@ struct FilterDesign {
   std::size_t taps = 0, before = 0, after = 0, rows = 0;
   bool interpolated = false;
   detail::PrototypeKind kind = detail::PrototypeKind::kKaiser;
+  // Zero taps at the start of every row (the SIMD padding, and more for rows whose support is
+  // shorter): the consecutive kernel, which has no vector-width constraint, skips them.
+  std::size_t leading_zeros = 0;
 };
 
 template <typename S>
@@ -222,6 +225,12 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
     for (std::size_t n = 0; n < d->taps; ++n) {
       d->table[r * d->taps + n] = static_cast<S>(row[n] / sum);
     }
+  }
+  d->leading_zeros = d->taps;
+  for (std::size_t r = 0; r < d->rows; ++r) {
+    std::size_t n = 0;
+    while (n < d->leading_zeros && d->table[r * d->taps + n] == S(0)) ++n;
+    d->leading_zeros = n;
   }
   return d;
 }
@@ -611,8 +620,9 @@ class PolyphaseResampler final : public ResamplerImplBase {
             static_cast<std::int64_t>(index) - static_cast<std::int64_t>(before_) - origin_);
         const std::size_t n = (count - p + up_ - 1) / up_;
         for (std::size_t c = 0; c < channels_; ++c) {
-          kernels_.consecutive(table_ + phase * taps_, history_[c].data() + start, taps_, n,
-                               phase_tmp_.data());
+          const std::size_t skip = filter_->leading_zeros;
+          kernels_.consecutive(table_ + phase * taps_ + skip, history_[c].data() + start + skip,
+                               taps_ - skip, n, phase_tmp_.data());
           S* dst = scratch_.data() + c * scratch_cap_ + p;
           for (std::size_t j = 0; j < n; ++j) dst[j * up_] = phase_tmp_[j];
         }

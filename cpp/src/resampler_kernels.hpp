@@ -7,7 +7,8 @@
 
 namespace anunzi::detail {
 
-// `k` is a multiple of 16 for float and of 8 for double (the filters are padded with zero taps).
+// For `group`, `k` is a multiple of 16 for float and of 8 for double (the filters are padded with
+// zero taps); `consecutive` takes any k.
 template <typename S>
 struct Kernels {
   // Up to kMaxGroup outputs at once: out[o] = dot(rows[o], xs[o]). `block` is null or the
