@@ -686,3 +686,64 @@ def test_long_streams_in_phase_major_groups_are_bit_exact(
     assert np.array_equal(
         stream_in_chunks(x, in_rate, out_rate, [chunk]), resample(x, in_rate, out_rate)
     )
+
+
+# ---------------------------------------------------------------- threaded one-shot
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"),
+    [(48000, 16000), (16000, 48000), (16000, 44100), (44100, 48000), (96000, 4001), (8000, 48000)],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int16", "int32"])
+def test_threaded_oneshot_is_bit_identical(in_rate: int, out_rate: int, dtype: str) -> None:
+    rng = np.random.default_rng(in_rate + out_rate)
+    x = rng.standard_normal((2 * in_rate + 7, 2)) * 0.5
+    if dtype in ("int16", "int32"):
+        info = np.iinfo(dtype)
+        x = np.clip(x * info.max / 2, info.min, info.max)
+    x = x.astype(dtype)
+    one = resample(x, in_rate, out_rate, threads=1)
+    core = ResampleStream(in_rate, out_rate, 2, dtype)._core
+    for threads in (2, 3, 8):
+        assert core.oneshot_parts(len(x), threads) > 1  # the split path, not the fallback
+        assert np.array_equal(resample(x, in_rate, out_rate, threads=threads), one)
+    # and equal to the stream fed in uneven chunks, as every one-shot result is
+    stream = ResampleStream(in_rate, out_rate, 2, dtype)
+    pieces = [stream.resample_chunk(x[i : i + 4097]) for i in range(0, len(x), 4097)]
+    pieces.append(stream.resample_chunk(x[:0], last=True))
+    assert np.array_equal(np.concatenate(pieces), one)
+
+
+@pytest.mark.parametrize("frames", [0, 1, 5, 300, 5000])
+def test_short_oneshots_run_on_one_thread(frames: int) -> None:
+    core = ResampleStream(44100, 48000, 1)._core
+    assert core.oneshot_parts(frames, 8) == 1
+    x = np.random.default_rng(frames).standard_normal(frames).astype(np.float32)
+    one = resample(x, 44100, 48000, threads=1)
+    assert np.array_equal(resample(x, 44100, 48000, threads=8), one)
+
+
+def test_threads_argument_is_checked() -> None:
+    x = np.zeros(100, np.float32)
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="threads must be at least 1"):
+            resample(x, 48000, 16000, threads=bad)
+    for wrong in (True, 1.5, "2"):
+        with pytest.raises(TypeError, match="threads must be an integer"):
+            resample(x, 48000, 16000, threads=wrong)  # type: ignore[arg-type]
+    assert len(resample(x, 48000, 16000, threads=np.int64(2))) == 33
+
+
+def test_threads_default_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = np.random.default_rng(5).standard_normal(96000).astype(np.float32)
+    expected = resample(x, 48000, 16000, threads=1)
+    monkeypatch.setenv("ANUNZI_FAST_THREADS", "3")
+    assert rs._default_threads() == 3
+    assert np.array_equal(resample(x, 48000, 16000), expected)
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("ANUNZI_FAST_THREADS", bad)
+        with pytest.raises(ValueError, match="ANUNZI_FAST_THREADS"):
+            resample(x, 48000, 16000)
+    monkeypatch.delenv("ANUNZI_FAST_THREADS")
+    assert rs._default_threads() >= 1

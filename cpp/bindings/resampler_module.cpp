@@ -69,6 +69,29 @@ anunzi::Resampler make_core(double in_rate, double out_rate, std::size_t num_cha
   return anunzi::Resampler(in_rate, out_rate, num_channels, quality, type, isa);
 }
 
+// A view of a 1-D or 2-D [frames, channels] array read in place through its strides.
+anunzi::StridedConstView input_view(const py::array& x, anunzi::SampleType type) {
+  const auto ndim = x.ndim();
+  const auto item = x.itemsize();
+  const py::ssize_t frame_stride = x.strides(0);
+  const py::ssize_t channel_stride = ndim == 2 ? x.strides(1) : item;
+  if (frame_stride % item != 0 || channel_stride % item != 0)
+    throw py::value_error("Input strides must be multiples of the item size");
+  return {x.data(), type, static_cast<std::size_t>(x.shape(0)), frame_stride / item,
+          channel_stride / item};
+}
+
+// A new C-order array of n_out frames with x's ndim, channels and dtype, and a view of it.
+std::pair<py::array, anunzi::StridedView> output_like(const py::array& x, anunzi::SampleType type,
+                                                      std::size_t channels, std::size_t n_out) {
+  std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(n_out)};
+  if (x.ndim() == 2) shape.push_back(static_cast<py::ssize_t>(channels));
+  py::array y(dtype_of(type), shape);
+  const anunzi::StridedView out{y.mutable_data(), type, n_out,
+                                static_cast<std::ptrdiff_t>(channels), 1};
+  return {y, out};
+}
+
 // A stream bound to one sample type. A mutex turns concurrent use of one object from two
 // threads (a caller bug, now possible since the GIL is released) into an error, not a race;
 // every method that reads or writes the stream's state takes it.
@@ -87,20 +110,9 @@ class PyResampler {
       throw py::type_error("Input dtype does not match the stream's dtype");
     const std::size_t channels = ndim == 2 ? static_cast<std::size_t>(x.shape(1)) : 1;
     if (channels != core_.num_channels()) throw py::value_error("Channel num mismatch");
-    const auto item = x.itemsize();
-    const py::ssize_t frame_stride = x.strides(0);
-    const py::ssize_t channel_stride = ndim == 2 ? x.strides(1) : item;
-    if (frame_stride % item != 0 || channel_stride % item != 0)
-      throw py::value_error("Input strides must be multiples of the item size");
-    const anunzi::StridedConstView in{x.data(), type_, static_cast<std::size_t>(x.shape(0)),
-                                      frame_stride / item, channel_stride / item};
+    const anunzi::StridedConstView in = input_view(x, type_);
     const auto lock = busy_guard();
-    const std::size_t n_out = core_.output_frames_for(in.frames, last);
-    std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(n_out)};
-    if (ndim == 2) shape.push_back(static_cast<py::ssize_t>(channels));
-    py::array y(dtype_of(type_), shape);
-    const anunzi::StridedView out{y.mutable_data(), type_, n_out,
-                                  static_cast<std::ptrdiff_t>(channels), 1};
+    auto [y, out] = output_like(x, type_, channels, core_.output_frames_for(in.frames, last));
     {
       py::gil_scoped_release release;
       core_.process(in, last, out);
@@ -141,33 +153,27 @@ class PyResampler {
   mutable std::mutex mutex_;
 };
 
-py::array oneshot(const py::array& x, double in_rate, double out_rate, int quality) {
+// The whole of x as one signal; long inputs are split across up to `threads` threads, with
+// bit-identical results (Resampler::oneshot).
+py::array oneshot(const py::array& x, double in_rate, double out_rate, int quality,
+                  unsigned threads) {
   if (x.ndim() != 1 && x.ndim() != 2) throw py::value_error("Input must be 1-D or 2-D array");
   const anunzi::SampleType type = sample_type_of(x.dtype());
-  std::string name;
-  switch (type) {
-    case anunzi::SampleType::kFloat32:
-      name = "float32";
-      break;
-    case anunzi::SampleType::kFloat64:
-      name = "float64";
-      break;
-    case anunzi::SampleType::kInt16:
-      name = "int16";
-      break;
-    case anunzi::SampleType::kInt32:
-      name = "int32";
-      break;
-  }
   const auto channels = x.ndim() == 2 ? static_cast<std::size_t>(x.shape(1)) : 1;
-  PyResampler r(in_rate, out_rate, channels, quality, name);
-  return r.process(x, true);
+  const anunzi::StridedConstView in = input_view(x, type);
+  const anunzi::Resampler core = make_core(in_rate, out_rate, channels, quality_of(quality), type);
+  auto [y, out] = output_like(x, type, channels, core.oneshot_frames(in.frames));
+  {
+    py::gil_scoped_release release;
+    core.oneshot(in, out, threads);
+  }
+  return y;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_resampler, m) {
-  m.doc() = "anunzi-fast streaming resampler: polyphase Kaiser-windowed sinc, SIMD dispatched";
+  m.doc() = "anunzi-fast streaming resampler: polyphase FIR (equiripple or Kaiser), SIMD dispatched";
   m.attr("QQ") = static_cast<int>(anunzi::Quality::kQuick);
   m.attr("LQ") = static_cast<int>(anunzi::Quality::kLow);
   m.attr("MQ") = static_cast<int>(anunzi::Quality::kMedium);
@@ -195,12 +201,19 @@ PYBIND11_MODULE(_resampler, m) {
                              [](const PyResampler& r) { return r.core().double_precision(); })
       .def_property_readonly(
           "isa", [](const PyResampler& r) { return std::string(anunzi::isa_name(r.core().isa())); })
+      .def("oneshot_parts",
+           [](const PyResampler& r, std::size_t in_frames, unsigned threads) {
+             return r.core().oneshot_parts(in_frames, threads);
+           },
+           py::arg("in_frames"), py::arg("threads"))
       .def_property_readonly("ratio", [](const PyResampler& r) {
         return py::make_tuple(r.core().out_step(), r.core().in_step());
       });
 
   m.def("oneshot", &oneshot, py::arg("x"), py::arg("in_rate"), py::arg("out_rate"),
-        py::arg("quality"), "Resample a whole 1-D or 2-D [frames, channels] array; returns a new array.");
+        py::arg("quality"), py::arg("threads") = 1,
+        "Resample a whole 1-D or 2-D [frames, channels] array on up to `threads` threads "
+        "(bit-identical for any count); returns a new array.");
   m.def(
       "design_cache_stats",
       [] {

@@ -1,7 +1,9 @@
 // Streaming polyphase resampler: filter design, rate ratio, and the per-sample engine.
 #include "anunzi/resampler.hpp"
 
+#include <exception>
 #include <optional>
+#include <thread>
 
 #include <algorithm>
 #include <cmath>
@@ -157,6 +159,9 @@ class ResamplerImplBase {
   virtual std::uint64_t out_step() const = 0;
   virtual std::uint64_t in_step() const = 0;
   virtual std::size_t oneshot_length(std::size_t in_frames) const = 0;
+  virtual std::unique_ptr<ResamplerImplBase> fresh_copy() const = 0;
+  virtual std::uint64_t start_at_output(std::uint64_t first) = 0;
+  virtual std::uint64_t outputs_ready_after(std::uint64_t total_in) const = 0;
 };
 
 namespace {
@@ -317,7 +322,55 @@ class PolyphaseResampler final : public ResamplerImplBase {
         kernels_(detail::kernels_for<S>(isa)),
         history_(num_channels),
         scratch_() {
-    design(spec);
+    adopt(cached_design<S>(up_, down_, spec));
+  }
+
+  // A fresh stream sharing this one's filter design (no redesign, even of an uncached one).
+  PolyphaseResampler(const PolyphaseResampler& other, std::size_t)
+      : up_(other.up_),
+        down_(other.down_),
+        channels_(other.channels_),
+        isa_(other.isa_),
+        kernels_(other.kernels_),
+        history_(other.channels_),
+        scratch_() {
+    adopt(other.filter_);
+  }
+
+  std::unique_ptr<ResamplerImplBase> fresh_copy() const override {
+    return std::make_unique<PolyphaseResampler>(*this, std::size_t{0});
+  }
+
+  // Turns a fresh stream into the continuation of a one-shot conversion from output `first`:
+  // as if outputs [0, first) had been produced from the input before the returned frame,
+  // which is where the caller feeds the input from.
+  std::uint64_t start_at_output(std::uint64_t first) override {
+    clear();
+    if (first == 0) return 0;
+    next_index_ = first * down_ / up_;
+    next_phase_ = first * down_ % up_;
+    emitted_ = first;
+    origin_ = static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_);
+    const std::uint64_t from = origin_ > 0 ? static_cast<std::uint64_t>(origin_) : 0;
+    length_ = static_cast<std::size_t>(static_cast<std::int64_t>(from) - origin_);  // zeros
+    for (auto& h : history_) h.assign(length_ + kLanes, S(0));
+    total_in_ = from;
+    return from;
+  }
+
+  std::uint64_t outputs_ready_after(std::uint64_t total_in) const override {
+    return ready_count(total_in);
+  }
+
+ private:
+  void adopt(std::shared_ptr<const FilterDesign<S>> filter) {
+    filter_ = std::move(filter);
+    table_ = filter_->table.data();
+    taps_ = filter_->taps;
+    before_ = filter_->before;
+    after_ = filter_->after;
+    rows_ = filter_->rows;
+    interpolated_ = filter_->interpolated;
     // Phase-major groups need kMaxGroup periods of outputs in scratch; allow it while the
     // scratch stays modest (it is per channel).
     const std::uint64_t span = detail::kMaxGroup * up_;
@@ -336,6 +389,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
     clear();
   }
 
+ public:
   std::size_t oneshot_length(std::size_t in_frames) const override {
     // round(n * up / down) with halves rounded up, in integers.
     const std::uint64_t n = in_frames;
@@ -419,16 +473,6 @@ class PolyphaseResampler final : public ResamplerImplBase {
   std::uint64_t in_step() const override { return down_; }
 
  private:
-  void design(const FilterSpec& spec) {
-    filter_ = cached_design<S>(up_, down_, spec);
-    table_ = filter_->table.data();
-    taps_ = filter_->taps;
-    before_ = filter_->before;
-    after_ = filter_->after;
-    rows_ = filter_->rows;
-    interpolated_ = filter_->interpolated;
-  }
-
   // Number of outputs computable from `total_in` input frames without flushing: those whose
   // last tap (integer position + after_) has arrived.
   std::uint64_t ready_count(std::uint64_t total_in) const {
@@ -791,6 +835,134 @@ std::uint64_t Resampler::out_step() const { return impl_->out_step(); }
 std::uint64_t Resampler::in_step() const { return impl_->in_step(); }
 std::size_t Resampler::oneshot_length(std::size_t in_frames) const {
   return impl_->oneshot_length(in_frames);
+}
+
+std::size_t Resampler::oneshot_frames(std::size_t in_frames) const {
+  return static_cast<std::size_t>(std::max<std::uint64_t>(
+      impl_->oneshot_length(in_frames), impl_->outputs_ready_after(in_frames)));
+}
+
+namespace {
+
+// A thread costs tens of microseconds to start and warm up: each must have at least this much
+// work (about 0.2 ms) to be worth it.
+constexpr double kMinMultiplyAddsPerThread = 5e6;
+constexpr unsigned kMaxThreads = 64;
+
+std::size_t item_size(SampleType type) {
+  switch (type) {
+    case SampleType::kFloat32:
+    case SampleType::kInt32:
+      return 4;
+    case SampleType::kFloat64:
+      return 8;
+    case SampleType::kInt16:
+      return 2;
+  }
+  return 1;
+}
+
+template <typename View>
+View frames_of(const View& v, std::uint64_t from, std::uint64_t count) {
+  View part = v;
+  using Byte = std::conditional_t<std::is_const_v<std::remove_pointer_t<decltype(v.data)>>,
+                                  const unsigned char, unsigned char>;
+  if (count > 0) {
+    part.data = static_cast<Byte*>(v.data) + static_cast<std::ptrdiff_t>(from) * v.frame_stride *
+                                                 static_cast<std::ptrdiff_t>(item_size(v.type));
+  }
+  part.frames = static_cast<std::size_t>(count);
+  return part;
+}
+
+// How a one-shot conversion is split: part j feeds input [in_begin[j], in_end[j]) to its own
+// fresh stream, which produces outputs [out_begin[j], out_begin[j + 1]); the last part
+// flushes. Each stream starts where its first output's filter window starts, so every output
+// sees exactly the samples it sees in one pass.
+struct OneshotPlan {
+  std::vector<std::uint64_t> in_begin, in_end, out_begin;
+  std::vector<std::unique_ptr<ResamplerImplBase>> streams;
+  [[nodiscard]] unsigned parts() const { return static_cast<unsigned>(streams.size()); }
+};
+
+OneshotPlan plan_oneshot(const ResamplerImplBase& impl, std::uint64_t n, unsigned threads) {
+  const std::uint64_t total =
+      std::max<std::uint64_t>(impl.oneshot_length(static_cast<std::size_t>(n)),
+                              impl.outputs_ready_after(n));
+  const double work = static_cast<double>(total) * static_cast<double>(impl.num_channels()) *
+                      static_cast<double>(impl.taps_per_output());
+  const auto parts = static_cast<unsigned>(std::max(
+      1.0, std::min({static_cast<double>(std::max(1u, threads)),
+                     work / kMinMultiplyAddsPerThread, static_cast<double>(kMaxThreads)})));
+  OneshotPlan plan;
+  plan.in_begin.assign(parts, 0);
+  plan.in_end.assign(parts, 0);
+  plan.out_begin.assign(parts + 1, 0);
+  plan.out_begin[parts] = total;
+  for (unsigned j = 0; j < parts; ++j) {
+    plan.in_end[j] = j + 1 == parts ? n : n * (j + 1) / parts;
+    if (j > 0) plan.out_begin[j] = impl.outputs_ready_after(plan.in_end[j - 1]);
+  }
+  bool valid = true;
+  for (unsigned j = 0; valid && j < parts; ++j) {
+    plan.streams.push_back(impl.fresh_copy());
+    plan.in_begin[j] = plan.streams[j]->start_at_output(plan.out_begin[j]);
+    const bool last = j + 1 == parts;
+    valid = (parts == 1 || plan.out_begin[j] < plan.out_begin[j + 1]) &&
+            plan.in_begin[j] <= plan.in_end[j] &&
+            plan.streams[j]->output_frames_for(
+                static_cast<std::size_t>(plan.in_end[j] - plan.in_begin[j]), last) ==
+                plan.out_begin[j + 1] - plan.out_begin[j];
+  }
+  if (!valid) {  // a split that would not partition the output (tiny inputs): one pass
+    plan.streams.clear();
+    plan.streams.push_back(impl.fresh_copy());
+    plan.in_begin = {0};
+    plan.in_end = {n};
+    plan.out_begin = {0, total};
+  }
+  return plan;
+}
+
+}  // namespace
+
+unsigned Resampler::oneshot_parts(std::size_t in_frames, unsigned threads) const {
+  return plan_oneshot(*impl_, in_frames, threads).parts();
+}
+
+void Resampler::oneshot(const StridedConstView& in, const StridedView& out,
+                        unsigned threads) const {
+  if (out.frames != oneshot_frames(in.frames))
+    throw std::invalid_argument("output view has the wrong number of frames");
+  if (in.frames > 0 && in.data == nullptr) throw std::invalid_argument("null input");
+  OneshotPlan plan = plan_oneshot(*impl_, in.frames, threads);
+  const unsigned parts = plan.parts();
+  auto run = [&](unsigned j) {
+    plan.streams[j]->process(
+        frames_of(in, plan.in_begin[j], plan.in_end[j] - plan.in_begin[j]), j + 1 == parts,
+        frames_of(out, plan.out_begin[j], plan.out_begin[j + 1] - plan.out_begin[j]));
+  };
+  std::vector<std::exception_ptr> errors(parts);
+  std::vector<std::thread> workers;
+  workers.reserve(parts - 1);
+  for (unsigned j = 1; j < parts; ++j) {
+    workers.emplace_back([&, j] {
+      try {
+        run(j);
+      } catch (...) {
+        errors[j] = std::current_exception();
+      }
+    });
+  }
+  try {
+    run(0);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& w : workers) w.join();
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
 }
 
 }  // namespace anunzi

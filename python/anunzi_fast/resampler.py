@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,10 @@ QUALITY_ERR = "Quality must be one of [QQ, LQ, MQ, HQ, VHQ]"
 NDIM_ERR = "Input must be 1-D or 2-D array"
 CHANNEL_MISMATCH_ERR = "Channel num mismatch"  # raised by the compiled core
 VR_ERR = "Variable-rate resampling (vr=True) is not supported by anunzi-fast"
+THREADS_ERR = "threads must be at least 1, not {}"
+THREADS_TYPE_ERR = "threads must be an integer or None, not {}"
+THREADS_ENV = "ANUNZI_FAST_THREADS"
+_MAX_THREADS = 64  # the core's own cap; also keeps the count within a C unsigned
 
 _SUPPORTED_DTYPES = (
     np.dtype(np.float32),
@@ -238,7 +243,31 @@ class ResampleStream:
         self._core.clear()
 
 
-def resample(x: npt.ArrayLike, in_rate: float, out_rate: float, quality: Any = "HQ") -> np.ndarray:
+def _default_threads() -> int:
+    """ANUNZI_FAST_THREADS if set (a positive integer), else the CPUs this process may use."""
+    forced = os.environ.get(THREADS_ENV, "").strip()
+    if forced:
+        try:
+            count = int(forced)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV}={forced!r} is not a positive integer") from None
+        if count < 1:
+            raise ValueError(f"{THREADS_ENV}={forced!r} is not a positive integer")
+        return count
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resample(
+    x: npt.ArrayLike,
+    in_rate: float,
+    out_rate: float,
+    quality: Any = "HQ",
+    *,
+    threads: int | None = None,
+) -> np.ndarray:
     """Resample a whole signal.
 
     Parameters
@@ -252,6 +281,11 @@ def resample(x: npt.ArrayLike, in_rate: float, out_rate: float, quality: Any = "
         Output sample rate, > 0.
     quality : int or str, optional
         One of ``QQ, LQ, MQ, HQ, VHQ`` or their names (case-insensitive, ``'soxr_hq'`` too).
+    threads : int, optional
+        anunzi-fast only (keyword): the most threads a long conversion may use; each continues
+        the conversion from its own output sample, so the result is bit-identical for any
+        count. Conversions shorter than about 0.2 ms of work per thread use one. Default: the
+        ``ANUNZI_FAST_THREADS`` environment variable if set, else the CPUs this process may use.
 
     Returns
     -------
@@ -263,11 +297,23 @@ def resample(x: npt.ArrayLike, in_rate: float, out_rate: float, quality: Any = "
     ------
     ValueError
         For rates <= 0 or not finite, a bad quality, more than 2 dimensions, a channel count
-        out of range, or a ratio that cannot be represented or designed (see the module notes).
+        out of range, a ratio that cannot be represented or designed (see the module notes),
+        threads < 1, or a malformed ``ANUNZI_FAST_THREADS``.
     TypeError
-        For an unsupported dtype.
+        For an unsupported dtype, or threads that is not an integer.
     """
     _check_rates(in_rate, out_rate)
+    if threads is None:
+        threads = _default_threads()
+    else:
+        if isinstance(threads, bool):
+            raise TypeError(THREADS_TYPE_ERR.format("bool"))
+        try:
+            threads = operator.index(threads)
+        except TypeError:
+            raise TypeError(THREADS_TYPE_ERR.format(type(threads).__name__)) from None
+        if threads < 1:
+            raise ValueError(THREADS_ERR.format(threads))
     if type(x) is not np.ndarray:
         x = np.asarray(x, dtype=np.float32)
     _check_dtype(x.dtype)
@@ -276,5 +322,7 @@ def resample(x: npt.ArrayLike, in_rate: float, out_rate: float, quality: Any = "
         raise ValueError(NDIM_ERR)
     if x.ndim == 2 and (x.shape[1] < 1 or x.shape[1] > CHANNEL_LIMIT):
         raise ValueError(CHANNEL_ERR.format(x.shape[1]))
-    y: np.ndarray = _resampler.oneshot(x, float(in_rate), float(out_rate), q)
+    y: np.ndarray = _resampler.oneshot(
+        x, float(in_rate), float(out_rate), q, min(threads, _MAX_THREADS)
+    )
     return y
