@@ -30,7 +30,9 @@ def _noise(n: int) -> np.ndarray:
 
 
 def _oneshot(lib: str, in_rate: int, out_rate: int) -> Callable[[np.ndarray], np.ndarray]:
-    if lib == "anunzi":
+    if lib == "anunzi":  # one thread, as the other libraries use
+        return lambda x: rs.resample(x, in_rate, out_rate, "HQ", threads=1)
+    if lib == "anunzi-threads":  # the default: every CPU the process may use
         return lambda x: rs.resample(x, in_rate, out_rate, "HQ")
     if lib == "soxr":
         return lambda x: soxr.resample(x, in_rate, out_rate, "HQ")
@@ -58,7 +60,7 @@ def _stream(lib: str, in_rate: int, out_rate: int) -> Any:
     return _SamplerateStream(in_rate, out_rate)
 
 
-@pytest.mark.parametrize("lib", ["anunzi", "soxr", "samplerate", "scipy"])
+@pytest.mark.parametrize("lib", ["anunzi", "anunzi-threads", "soxr", "samplerate", "scipy"])
 @pytest.mark.parametrize(("in_rate", "out_rate"), PAIRS)
 def test_oneshot_1s_mono_float32(benchmark: Any, lib: str, in_rate: int, out_rate: int) -> None:
     benchmark.group = f"oneshot {in_rate}->{out_rate}"
@@ -130,13 +132,15 @@ def _quality(quality: str) -> dict[str, float]:
 
 
 def main() -> None:
+    threads = rs._default_threads()
     print("One-shot, float32 mono, 2 s of noise, input Msamples/s (best of 9 interleaved rounds)\n")
     print(
-        "| rate pair | anunzi HQ | soxr HQ | samplerate sinc_best | scipy resample_poly |"
-        " anunzi/soxr |"
+        f"| rate pair | anunzi HQ, 1 thread | anunzi HQ, {threads} threads | soxr HQ |"
+        " samplerate sinc_best | scipy resample_poly | anunzi/soxr, 1 thread |"
+        f" anunzi/soxr, {threads} threads |"
     )
-    print("|---|---|---|---|---|---|")
-    libs = ("anunzi", "soxr", "samplerate", "scipy")
+    print("|---|---|---|---|---|---|---|---|")
+    libs = ("anunzi", "anunzi-threads", "soxr", "samplerate", "scipy")
     for in_rate, out_rate in PAIRS:
         x = _noise(in_rate * 2)
         funcs = {lib: _oneshot(lib, in_rate, out_rate) for lib in libs}
@@ -146,16 +150,17 @@ def main() -> None:
                 best[lib] = min(best[lib], _best_time(lambda f=funcs[lib], x=x: f(x), 1, 1))
         speed = {lib: len(x) / best[lib] / 1e6 for lib in libs}
         print(
-            f"| {in_rate}->{out_rate} | {speed['anunzi']:.0f} | {speed['soxr']:.0f} |"
-            f" {speed['samplerate']:.1f} | {speed['scipy']:.0f} |"
+            f"| {in_rate}->{out_rate} | {speed['anunzi']:.0f} | {speed['anunzi-threads']:.0f} |"
+            f" {speed['soxr']:.0f} | {speed['samplerate']:.1f} | {speed['scipy']:.0f} |"
             f" {speed['anunzi'] / speed['soxr']:.2f}x |"
+            f" {speed['anunzi-threads'] / speed['soxr']:.2f}x |"
         )
     print("\nStreaming, 10 ms float32 mono chunks, us per call (best of 9 interleaved rounds)\n")
     print("| rate pair | anunzi HQ | soxr HQ | samplerate sinc_best | anunzi/soxr time |")
     print("|---|---|---|---|---|")
     for in_rate, out_rate in PAIRS:
         chunk = _noise(in_rate // 100)
-        streams = {lib: _stream(lib, in_rate, out_rate) for lib in libs[:3]}
+        streams = {lib: _stream(lib, in_rate, out_rate) for lib in ("anunzi", "soxr", "samplerate")}
         for stream in streams.values():
             for _ in range(20):
                 stream.resample_chunk(chunk)
