@@ -747,3 +747,31 @@ def test_threads_default_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
             resample(x, 48000, 16000)
     monkeypatch.delenv("ANUNZI_FAST_THREADS")
     assert rs._default_threads() >= 1
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"), [(48000, 16000), (16000, 48000), (16000, 44100), (44100, 48000)]
+)
+def test_non_finite_samples_stay_within_the_filter_reach(in_rate: int, out_rate: int) -> None:
+    # A NaN or an infinity spoils exactly the outputs whose filter window covers it: those
+    # come out non-finite, every other output is what it would have been, and chunked
+    # streaming agrees (NaN for NaN).
+    clean = np.random.default_rng(3).standard_normal(in_rate // 2).astype(np.float32) * 0.3
+    bad = clean.copy()
+    spots = {in_rate // 8: np.nan, in_rate // 3: np.inf}
+    for i, v in spots.items():
+        bad[i] = v
+    y_clean = resample(clean, in_rate, out_rate)
+    y = resample(bad, in_rate, out_rate)
+    reach = ResampleStream(in_rate, out_rate, 1)._core.taps  # input samples, either side
+    near = np.zeros(len(y), bool)
+    for i in spots:
+        centre = round(i * out_rate / in_rate)
+        span = round(reach * max(1.0, out_rate / in_rate)) + 2
+        near[max(0, centre - span) : centre + span] = True
+        assert not np.isfinite(y[centre])
+    assert np.array_equal(y[~near], y_clean[~near])
+    stream = ResampleStream(in_rate, out_rate, 1)
+    pieces = [stream.resample_chunk(bad[i : i + 997]) for i in range(0, len(bad), 997)]
+    pieces.append(stream.resample_chunk(bad[:0], last=True))
+    assert np.array_equal(np.concatenate(pieces), y, equal_nan=True)

@@ -178,6 +178,11 @@ struct FilterDesign {
   // Zero taps at the start of every row (the SIMD padding, and more for rows whose support is
   // shorter): the consecutive kernel, which has no vector-width constraint, skips them.
   std::size_t leading_zeros = 0;
+  // Integer up factors: each row from leading_zeros on, padded to an even length 2 * half,
+  // split for the two-parallel fast FIR into its even taps, odd taps and their sums:
+  // fast_fir[(3 * r + {0, 1, 2}) * half + j] = row[2j], row[2j + 1], row[2j] + row[2j + 1].
+  std::vector<S, AlignedAllocator<S>> fast_fir;
+  std::size_t fast_fir_half = 0;
 };
 
 template <typename S>
@@ -236,6 +241,23 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
     std::size_t n = 0;
     while (n < d->leading_zeros && d->table[r * d->taps + n] == S(0)) ++n;
     d->leading_zeros = n;
+  }
+  if (down == 1 && up > 1 && !d->interpolated) {
+    const std::size_t length = d->taps - d->leading_zeros;
+    const std::size_t half = (length + 1) / 2;
+    d->fast_fir_half = half;
+    d->fast_fir.assign(3 * d->rows * half, S(0));
+    for (std::size_t r = 0; r < d->rows; ++r) {
+      const S* row = d->table.data() + r * d->taps + d->leading_zeros;
+      S* even = d->fast_fir.data() + 3 * r * half;
+      for (std::size_t j = 0; j < half; ++j) {
+        const double e = row[2 * j];
+        const double o = 2 * j + 1 < length ? static_cast<double>(row[2 * j + 1]) : 0.0;
+        even[j] = static_cast<S>(e);
+        even[half + j] = static_cast<S>(o);
+        even[2 * half + j] = static_cast<S>(e + o);
+      }
+    }
   }
   return d;
 }
@@ -351,6 +373,7 @@ class PolyphaseResampler final : public ResamplerImplBase {
     next_phase_ = first * down_ % up_;
     emitted_ = first;
     origin_ = static_cast<std::int64_t>(next_index_) - static_cast<std::int64_t>(before_);
+    origin_ -= origin_ & 1;  // even, as clear() keeps it
     const std::uint64_t from = origin_ > 0 ? static_cast<std::uint64_t>(origin_) : 0;
     length_ = static_cast<std::size_t>(static_cast<std::int64_t>(from) - origin_);  // zeros
     for (auto& h : history_) h.assign(length_ + kLanes, S(0));
@@ -381,9 +404,10 @@ class PolyphaseResampler final : public ResamplerImplBase {
     scratch_cap_ = std::max<std::size_t>(kScratchMin,
                                          phase_major_ ? span + detail::kMaxGroup : 0);
     if (consecutive_) {
-      // Four vectors of outputs per phase per pass.
-      scratch_cap_ = std::max<std::size_t>(kScratchMin, 4 * kLanes * up_);
-      phase_tmp_.assign(scratch_cap_ / up_ + 1, S(0));
+      // Several passes of four vectors of outputs per phase, so splitting the history for
+      // the fast FIR (about one filter length per batch) is a small part of the work.
+      scratch_cap_ = std::max<std::size_t>(1024, 16 * kLanes * up_);
+      phase_tmp_.assign(3 * (scratch_cap_ / up_ + 4), S(0));
     }
     scratch_.assign(channels_ * scratch_cap_, S(0));
     clear();
@@ -427,11 +451,12 @@ class PolyphaseResampler final : public ResamplerImplBase {
   }
 
   void clear() override {
-    for (auto& h : history_) {
-      h.assign(before_ + kLanes, S(0));  // the signal is zero before the first sample
-    }
-    length_ = before_;
-    origin_ = -static_cast<std::int64_t>(before_);
+    // The signal is zero before the first sample. The history starts at an even absolute
+    // index (the fast FIR splits it by parity; discard_consumed drops whole vectors).
+    const std::size_t zeros = before_ + (before_ & 1);
+    for (auto& h : history_) h.assign(zeros + kLanes, S(0));
+    length_ = zeros;
+    origin_ = -static_cast<std::int64_t>(zeros);
     total_in_ = 0;
     emitted_ = 0;
     next_index_ = 0;
@@ -649,26 +674,66 @@ class PolyphaseResampler final : public ResamplerImplBase {
   }
 
   // Integer up factors (down_ == 1): the outputs of one phase have consecutive windows, so
-  // each phase is computed across outputs, one multiply-add chain per output in tap order,
-  // with no horizontal sums. Every output of such a stream is computed this way.
+  // each phase is a plain correlation y[w] = sum_t g[t] x[w + t] over window starts w. The
+  // two-parallel fast FIR computes a pair of them from three half-length correlations of the
+  // de-interleaved input, 3/4 of the multiply-adds: with u0[k] = x[2k], u1[k] = x[2k + 1],
+  // s[k] = u1[k] + u0[k + 1] and A = g_even * u0, B = g_odd * u1, C = (g_even + g_odd) * s,
+  //   y[2k] = A[k] + B[k],   y[2k + 1] = (C[k] - A[k + 1]) - B[k],
+  // where the parity is that of the absolute input index, so every output is computed the
+  // same way however the stream was chunked. Each correlation is the consecutive kernel (one
+  // multiply-add chain per output, in tap order).
   std::size_t produce_consecutive(const StridedView& out, std::size_t out_pos,
                                   std::uint64_t target) {
+    const std::size_t half = filter_->fast_fir_half;
+    const std::size_t skip = filter_->leading_zeros;
+    const S* split = filter_->fast_fir.data();
     std::size_t produced = 0;
     while (emitted_ < target) {
       const auto count =
           static_cast<std::size_t>(std::min<std::uint64_t>(target - emitted_, scratch_cap_));
+      // The history this batch reads: from its first window (rounded down to an even index)
+      // to past its last one.
+      auto window = [&](std::uint64_t index) {
+        return static_cast<std::size_t>(static_cast<std::int64_t>(index) -
+                                        static_cast<std::int64_t>(before_) - origin_) +
+               skip;
+      };
+      const std::size_t lo = window(next_index_) & ~std::size_t{1};
+      const std::size_t hi = window(next_index_ + (next_phase_ + count - 1) / up_) + 2 * half + 4;
+      if ((hi - lo) / 2 + kSplitSlack > split_cap_) {  // room for every channel's split
+        split_cap_ = (hi - lo) / 2 + kSplitSlack;
+        split_history_.assign(3 * channels_ * split_cap_, S(0));
+      }
+      for (std::size_t c = 0; c < channels_; ++c) deinterleave(c, lo, hi);
       for (std::size_t p = 0; p < up_ && p < count; ++p) {
         const std::uint64_t phase = (next_phase_ + p) % up_;
         const std::uint64_t index = next_index_ + (next_phase_ + p) / up_;
-        const std::size_t start = static_cast<std::size_t>(
-            static_cast<std::int64_t>(index) - static_cast<std::int64_t>(before_) - origin_);
+        // History index of the first (non-skipped) tap of this phase's first output.
+        const std::size_t first = static_cast<std::size_t>(
+            static_cast<std::int64_t>(index) - static_cast<std::int64_t>(before_) - origin_) +
+            skip;
         const std::size_t n = (count - p + up_ - 1) / up_;
+        // The history starts at an even absolute index (clear()), so parity is the index's.
+        const std::size_t k_lo = (first - lo) / 2;
+        const std::size_t k_hi = (first + n - 1 - lo) / 2;
+        const std::size_t pairs = k_hi - k_lo + 1;
+        const S* g = split + 3 * phase * half;
         for (std::size_t c = 0; c < channels_; ++c) {
-          const std::size_t skip = filter_->leading_zeros;
-          kernels_.consecutive(table_ + phase * taps_ + skip, history_[c].data() + start + skip,
-                               taps_ - skip, n, phase_tmp_.data());
+          const S* u0 = split_history_.data() + 3 * c * split_cap_;
+          const S* u1 = u0 + split_cap_;
+          const S* s = u1 + split_cap_;
+          S* a = phase_tmp_.data();
+          S* b = a + pairs + 1;
+          S* cc = b + pairs;
+          kernels_.consecutive(g, u0 + k_lo, half, pairs + 1, a);
+          kernels_.consecutive(g + half, u1 + k_lo, half, pairs, b);
+          kernels_.consecutive(g + 2 * half, s + k_lo, half, pairs, cc);
           S* dst = scratch_.data() + c * scratch_cap_ + p;
-          for (std::size_t j = 0; j < n; ++j) dst[j * up_] = phase_tmp_[j];
+          for (std::size_t j = 0; j < n; ++j) {
+            const std::size_t w = first + j - lo;
+            const std::size_t k = w / 2 - k_lo;
+            dst[j * up_] = (w & 1) == 0 ? a[k] + b[k] : (cc[k] - a[k + 1]) - b[k];
+          }
         }
       }
       next_phase_ += count;
@@ -679,6 +744,26 @@ class PolyphaseResampler final : public ResamplerImplBase {
       produced += count;
     }
     return produced;
+  }
+
+  // Splits history [lo, hi) of channel c (lo even) into u0, u1 and s (see
+  // produce_consecutive), with zeros after them for the kernel's reads past the end (and in
+  // place of history beyond its end).
+  void deinterleave(std::size_t c, std::size_t lo, std::size_t hi) {
+    const std::vector<S, AlignedAllocator<S>>& h = history_[c];
+    const std::size_t pairs = (std::min(hi, h.size()) - lo) / 2;
+    S* u0 = split_history_.data() + 3 * c * split_cap_;
+    S* u1 = u0 + split_cap_;
+    S* s = u1 + split_cap_;
+    const S* x = h.data() + lo;
+    for (std::size_t k = 0; k < pairs; ++k) {
+      u0[k] = x[2 * k];
+      u1[k] = x[2 * k + 1];
+    }
+    for (std::size_t k = 0; k + 1 < pairs; ++k) s[k] = u1[k] + u0[k + 1];
+    std::fill(u0 + pairs, u0 + pairs + kSplitSlack, S(0));
+    std::fill(u1 + pairs, u1 + pairs + kSplitSlack, S(0));
+    std::fill(s + (pairs > 0 ? pairs - 1 : 0), s + pairs + kSplitSlack, S(0));
   }
 
   // Converts `n` outputs per channel from scratch_ into the caller's array; one type switch
@@ -767,7 +852,11 @@ class PolyphaseResampler final : public ResamplerImplBase {
   static constexpr std::uint64_t kMaxConsecutiveUp = 64;
   static constexpr std::uint64_t kMinPeriods = 2;
   bool consecutive_ = false;
-  std::vector<S> phase_tmp_;  // one phase's outputs before they are interleaved
+  std::vector<S> phase_tmp_;  // one phase's correlations A, B, C before they are combined
+  // The de-interleaved history [channel][u0, u1, s][split_cap_] of the fast FIR.
+  std::vector<S, AlignedAllocator<S>> split_history_;
+  std::size_t split_cap_ = 0;
+  static constexpr std::size_t kSplitSlack = 4 * kLanes;
   bool phase_major_ = false;
   std::size_t scratch_cap_ = kScratchMin;
   std::vector<S> scratch_;  // [channel][scratch_cap_] outputs awaiting conversion
