@@ -775,3 +775,27 @@ def test_non_finite_samples_stay_within_the_filter_reach(in_rate: int, out_rate:
     pieces = [stream.resample_chunk(bad[i : i + 997]) for i in range(0, len(bad), 997)]
     pieces.append(stream.resample_chunk(bad[:0], last=True))
     assert np.array_equal(np.concatenate(pieces), y, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"),
+    [(1, 2), (1, 3), (1, 5), (1, 7), (1, 16), (2, 1), (3, 1), (4, 1), (5, 1), (7, 1), (16, 1)],
+)
+@pytest.mark.parametrize("quality", [QQ, LQ, MQ, HQ, VHQ])
+def test_fast_fir_streams_are_bit_exact(in_rate: int, out_rate: int, quality: int) -> None:
+    # Integer up and down factors go through the two-parallel fast FIR, whose intermediate
+    # terms cancel only in exact arithmetic: every product must lie in the window of an output
+    # it computes, for every filter length (odd, or not a multiple of 2M) and chunking.
+    scale = 8000
+    x = np.random.default_rng(in_rate * 31 + out_rate).standard_normal(1500).astype(np.float32)
+    one = resample(x, in_rate * scale, out_rate * scale, quality, threads=1)
+    for chunk in (1, 7, 256):
+        stream = ResampleStream(in_rate * scale, out_rate * scale, 1, "float32", quality)
+        pieces = [stream.resample_chunk(x[i : i + chunk]) for i in range(0, len(x), chunk)]
+        pieces.append(stream.resample_chunk(x[:0], last=True))
+        assert np.array_equal(np.concatenate(pieces), one), chunk
+    long_x = np.tile(x, 200)
+    assert np.array_equal(
+        resample(long_x, in_rate * scale, out_rate * scale, quality, threads=4),
+        resample(long_x, in_rate * scale, out_rate * scale, quality, threads=1),
+    )
