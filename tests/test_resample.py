@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from math import gcd
+from typing import Any
 
 import numpy as np
 import pytest
@@ -532,12 +534,12 @@ def designs_computed() -> int:
 
 @pytest.mark.parametrize("call", ["stream", "oneshot"])
 def test_gil_is_released_during_filter_design(call: str) -> None:
-    # 120 kHz -> 1 Hz at HQ designs a 72 MB filter (about half a second), larger than the
-    # design cache holds, so it is designed afresh each time. The main thread counts its turns
-    # while the design is not finished yet: it can only get one if the worker released the GIL.
+    # 96 kHz -> 1 Hz at HQ designs a 73 MB filter (about a second), larger than the design
+    # cache holds, so it is designed afresh each time. The main thread counts its turns while
+    # the design is not finished yet: it can only get one if the worker released the GIL.
     build: Callable[[], object] = {
-        "stream": lambda: ResampleStream(120000, 1, 1),
-        "oneshot": lambda: resample(np.zeros(1, np.float32), 120000, 1),
+        "stream": lambda: ResampleStream(96000, 1, 1),
+        "oneshot": lambda: resample(np.zeros(1, np.float32), 96000, 1),
     }[call]
     before = designs_computed()
     done = threading.Event()
@@ -630,7 +632,7 @@ def test_interpolated_rows_keep_vhq_quality_when_decimating() -> None:
 def test_design_cache_is_capped_in_bytes() -> None:
     limit = _resampler.design_cache_stats()["limit_bytes"]
     assert limit == 64 << 20
-    # Decimation to 1 Hz at HQ: 38 and 36 MB designs, together above the cap.
+    # Decimation to 1 Hz at HQ: 49 and 46 MB designs, together above the cap.
     sizes = [
         design_bytes(_resampler.Resampler(rate, 1, 1, HQ, "float32")) for rate in (64000, 60000)
     ]
@@ -638,7 +640,7 @@ def test_design_cache_is_capped_in_bytes() -> None:
     stats = _resampler.design_cache_stats()
     assert sizes[-1] <= stats["bytes"] <= limit  # the most recent design is kept
     # A design bigger than the whole cap is never kept (the old cache held up to 8 of 256 MB).
-    big = _resampler.Resampler(120000, 1, 1, HQ, "float32")
+    big = _resampler.Resampler(96000, 1, 1, HQ, "float32")
     assert design_bytes(big) > limit
     assert _resampler.design_cache_stats()["bytes"] <= limit
 
@@ -738,9 +740,19 @@ def test_threads_argument_is_checked() -> None:
 def test_threads_default_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     x = np.random.default_rng(5).standard_normal(96000).astype(np.float32)
     expected = resample(x, 48000, 16000, threads=1)
+    seen: list[int] = []
+    real_oneshot = _resampler.oneshot
+
+    def spy(*args: Any) -> np.ndarray:
+        seen.append(args[-1])
+        return real_oneshot(*args)
+
+    monkeypatch.setattr(_resampler, "oneshot", spy)
     monkeypatch.setenv("ANUNZI_FAST_THREADS", "3")
-    assert rs._default_threads() == 3
     assert np.array_equal(resample(x, 48000, 16000), expected)
+    assert seen == [3]  # the variable reached the core
+    assert np.array_equal(resample(x, 48000, 16000, threads=2), expected)
+    assert seen == [3, 2]  # the keyword wins
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("ANUNZI_FAST_THREADS", bad)
         with pytest.raises(ValueError, match="ANUNZI_FAST_THREADS"):
@@ -799,3 +811,71 @@ def test_fast_fir_streams_are_bit_exact(in_rate: int, out_rate: int, quality: in
         resample(long_x, in_rate * scale, out_rate * scale, quality, threads=4),
         resample(long_x, in_rate * scale, out_rate * scale, quality, threads=1),
     )
+
+
+# ---------------------------------------------------------------- every design meets its preset
+
+PRESETS = {
+    QQ: (0.80, 1.20, 50.0),
+    LQ: (0.85, 1.15, 80.0),
+    MQ: (0.90, 1.10, 105.0),
+    HQ: (0.91, 1.00, 130.0),
+}
+
+
+def prototype_response(in_rate: int, out_rate: int, quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """The frequency response of the filter a stream really uses, from its impulse responses.
+
+    An impulse at input sample q comes out as h(m * in / out - q): with q stepping through
+    `down` consecutive samples, the outputs interleave into h at `up` times the input rate
+    (up / down the reduced ratio). Float64 data, so the arithmetic is float64 too. Returns
+    frequencies in cycles per input sample and the magnitude relative to a nominal gain of 1.
+    """
+    g = gcd(in_rate, out_rate)
+    up, down = out_rate // g, in_rate // g
+    n = 3000
+    outputs = []
+    for p in range(down):
+        x = np.zeros(n)
+        x[n // 2 + p] = 1.0
+        outputs.append(resample(x, in_rate, out_rate, quality, threads=1))
+    m = min(len(y) for y in outputs)
+    h = np.zeros(m * down + down * up)
+    for p, y in enumerate(outputs):
+        h[np.arange(m) * down - p * up + (down - 1) * up] = y[:m]
+    size = 1 << 20
+    response = np.abs(np.fft.rfft(h, size)) / up
+    return np.arange(len(response)) * up / size, response
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"),
+    [
+        (16000, 48000),
+        (48000, 16000),
+        (8000, 16000),
+        (12000, 48000),
+        (32000, 48000),
+        (48000, 32000),
+        (44100, 48000),
+        (16000, 44100),
+        (44100, 16000),
+        (8000, 11025),
+    ],
+)
+@pytest.mark.parametrize("quality", [QQ, LQ, MQ, HQ])
+def test_every_design_meets_its_preset(in_rate: int, out_rate: int, quality: int) -> None:
+    # Measured on the filter the stream computes with (whichever design it chose), not on the
+    # design's own grid: the stopband from the preset's edge on, the passband up to its edge,
+    # and (equiripple presets) the flat part below 0.8 of the edge.
+    f, response = prototype_response(in_rate, out_rate, quality)
+    passband, stopband, attenuation = PRESETS[quality]
+    nyquist = 0.5 * min(1.0, out_rate / in_rate)
+    assert db(response[f >= stopband * nyquist].max()) < -attenuation
+    deviation = np.abs(response[f <= passband * nyquist] - 1).max()
+    flat = np.abs(response[f <= 0.8 * passband * nyquist] - 1).max()
+    if quality == QQ:  # a window design: the stopband's ripple in the passband too
+        assert deviation < 10 ** (-attenuation / 20)
+    else:
+        assert deviation < 1.2e-4  # +-0.001 dB
+        assert flat < (6e-7 if quality == HQ else 2e-5 if quality == MQ else 1.2e-4)

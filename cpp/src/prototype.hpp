@@ -30,8 +30,12 @@ class Prototype {
   [[nodiscard]] PrototypeKind kind() const { return kind_; }
   // Direct equiripple prototypes exist only at t = integer / up: no interpolated rows.
   [[nodiscard]] bool exact_rows_only() const { return kind_ == PrototypeKind::kEquiripple; }
-  // The impulse response at t (any scale: the resampler normalises each row to unit DC gain).
+  // The impulse response at t. Sampled at unit spacing times nominal_gain(), it has unit
+  // passband gain: the direct equiripple filter is defined at up x the input rate.
   [[nodiscard]] double operator()(double t) const;
+  [[nodiscard]] double nominal_gain() const {
+    return kind_ == PrototypeKind::kEquiripple ? up_ : 1.0;
+  }
 
  private:
   struct Kaiser {  // 2 cutoff sinc(2 cutoff t) w(t / half_width), tabulated for speed

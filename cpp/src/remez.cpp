@@ -31,20 +31,32 @@ Grid make_grid(std::size_t m, double pass_edge, double stop_edge, double stop_we
   Grid g;
   const double step = 0.5 / (kGridDensity * static_cast<double>(m + 1));
   auto band = [&](double lo, double hi, double desired, double weight) {
+    // Evenly spaced from lo to hi inclusive, no further apart than step.
     const auto n = static_cast<std::size_t>(std::ceil((hi - lo) / step)) + 1;
     for (std::size_t i = 0; i < n; ++i) {
-      const double f = i + 1 == n ? hi : lo + static_cast<double>(i) * step;
+      const double f =
+          i + 1 == n ? hi : lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(n - 1);
       g.f.push_back(f);
       g.x.push_back(std::cos(2.0 * kPi * f));
       g.desired.push_back(desired);
       g.weight.push_back(weight);
     }
   };
-  band(0.0, pass_edge, 1.0, 1.0);
-  g.pass_points = g.x.size();
-  for (std::size_t j = 0; j < g.pass_points; ++j) {
-    if (g.f[j] <= flat_edge) g.weight[j] = flat_weight;
+  // The passband in two pieces that meet at flat_edge, a grid point of both, so the weight
+  // steps exactly there (between grid points the error could overshoot the flat ripple).
+  if (flat_edge > 0.0 && flat_edge < pass_edge) {
+    band(0.0, flat_edge, 1.0, flat_weight);
+    const std::size_t flat_points = g.x.size();
+    band(flat_edge, pass_edge, 1.0, 1.0);
+    // band() starts the second piece at flat_edge too: one point, with the stricter weight.
+    g.f.erase(g.f.begin() + static_cast<std::ptrdiff_t>(flat_points));
+    g.x.erase(g.x.begin() + static_cast<std::ptrdiff_t>(flat_points));
+    g.desired.erase(g.desired.begin() + static_cast<std::ptrdiff_t>(flat_points));
+    g.weight.erase(g.weight.begin() + static_cast<std::ptrdiff_t>(flat_points));
+  } else {
+    band(0.0, pass_edge, 1.0, flat_edge >= pass_edge ? flat_weight : 1.0);
   }
+  g.pass_points = g.x.size();
   band(stop_edge, 0.5, 0.0, stop_weight);
   return g;
 }
@@ -264,6 +276,16 @@ double estimated_taps(double pass_ripple, double stop_ripple, double width) {
 
 }  // namespace
 
+double equiripple_length_estimate(const LowpassSpec& spec) {
+  // Either constraint may set the length: the ripple at the passband edge, or the flat part
+  // (whose transition to the stopband is wider but whose ripple is smaller).
+  return std::max(
+      estimated_taps(spec.pass_ripple, spec.stop_ripple, spec.stop_edge - spec.pass_edge),
+      spec.flat_edge > 0.0
+          ? estimated_taps(spec.flat_ripple, spec.stop_ripple, spec.stop_edge - spec.flat_edge)
+          : 0.0);
+}
+
 std::vector<double> equiripple_lowpass(const LowpassSpec& spec, std::size_t max_taps) {
   if (!(spec.pass_edge > 0.0 && spec.stop_edge > spec.pass_edge && spec.stop_edge < 0.49 &&
         spec.flat_edge >= 0.0 && spec.flat_edge <= spec.pass_edge) ||
@@ -271,13 +293,7 @@ std::vector<double> equiripple_lowpass(const LowpassSpec& spec, std::size_t max_
         spec.flat_ripple <= spec.pass_ripple)) {
     return {};
   }
-  // Either constraint may set the length: the ripple at the passband edge, or the flat part
-  // (whose transition to the stopband is wider but whose ripple is smaller).
-  const double estimate = std::max(
-      estimated_taps(spec.pass_ripple, spec.stop_ripple, spec.stop_edge - spec.pass_edge),
-      spec.flat_edge > 0.0
-          ? estimated_taps(spec.flat_ripple, spec.stop_ripple, spec.stop_edge - spec.flat_edge)
-          : 0.0);
+  const double estimate = equiripple_length_estimate(spec);
   if (!(estimate < static_cast<double>(max_taps))) return {};
   // The exchange equalises the peaks on a grid; between grid points the error can rise a
   // little above them, so aim at 90 % of each ripple.

@@ -22,4 +22,9 @@ struct LowpassSpec {
 [[nodiscard]] std::vector<double> equiripple_lowpass(const LowpassSpec& spec,
                                                      std::size_t max_taps);
 
+// The length equiripple_lowpass starts its search from (Herrmann, Rabiner and Chan's
+// estimate, or the flat part's if longer): a cheap way to tell whether it can beat a design
+// of known length before running the exchange.
+[[nodiscard]] double equiripple_length_estimate(const LowpassSpec& spec);
+
 }  // namespace anunzi::detail

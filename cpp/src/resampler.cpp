@@ -15,6 +15,7 @@
 #include <new>
 #include <numeric>
 #include <stdexcept>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -230,19 +231,17 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
   // interpolation rows u = (r - 1) / kInterpPhases for r in [0, kInterpPhases + 3).
   d->rows = d->interpolated ? kInterpPhases + 3 : static_cast<std::size_t>(up);
   d->table.assign(d->rows * d->taps, S(0));
-  std::vector<double> row(d->taps);
+  // The prototype's nominal passband gain is 1, so rows are taken as they are (times the
+  // polyphase gain): no row is scaled to unit DC gain on its own, which would put copies of
+  // the passband at multiples of the input rate as strong as the stopband ripple there (and
+  // double the passband's deviation). DC lies in the flat part, within the stopband ripple.
+  const double gain = h.nominal_gain();
   for (std::size_t r = 0; r < d->rows; ++r) {
     const double u = d->interpolated ? (static_cast<double>(r) - 1.0) / kInterpPhases
                                      : static_cast<double>(r) / static_cast<double>(up);
-    double sum = 0.0;
     for (std::size_t n = 0; n < d->taps; ++n) {
       const double m = static_cast<double>(n) - static_cast<double>(d->before);
-      row[n] = h(u - m);
-      sum += row[n];
-    }
-    // Unit gain at DC for every phase, so silence and DC pass without ripple.
-    for (std::size_t n = 0; n < d->taps; ++n) {
-      d->table[r * d->taps + n] = static_cast<S>(row[n] / sum);
+      d->table[r * d->taps + n] = static_cast<S>(gain * h(u - m));
     }
   }
   d->leading_zeros = d->taps;
@@ -786,19 +785,19 @@ class PolyphaseResampler final : public ResamplerImplBase {
   // place of history beyond its end).
   void deinterleave(std::size_t c, std::size_t lo, std::size_t hi) {
     const std::vector<S, AlignedAllocator<S>>& h = history_[c];
-    const std::size_t pairs = (std::min(hi, h.size()) - lo) / 2;
+    const std::size_t end = (hi - lo) / 2 + kSplitSlack;
+    const std::size_t top = std::min(hi, h.size());  // samples [lo, top) exist
+    const std::size_t n0 = std::min(end, (top - lo + 1) / 2), n1 = std::min(end, (top - lo) / 2);
     S* u0 = split_history_.data() + 3 * c * split_cap_;
     S* u1 = u0 + split_cap_;
     S* s = u1 + split_cap_;
     const S* x = h.data() + lo;
-    for (std::size_t k = 0; k < pairs; ++k) {
-      u0[k] = x[2 * k];
-      u1[k] = x[2 * k + 1];
-    }
-    for (std::size_t k = 0; k + 1 < pairs; ++k) s[k] = u1[k] + u0[k + 1];
-    std::fill(u0 + pairs, u0 + pairs + kSplitSlack, S(0));
-    std::fill(u1 + pairs, u1 + pairs + kSplitSlack, S(0));
-    std::fill(s + (pairs > 0 ? pairs - 1 : 0), s + pairs + kSplitSlack, S(0));
+    for (std::size_t k = 0; k < n0; ++k) u0[k] = x[2 * k];
+    for (std::size_t k = 0; k < n1; ++k) u1[k] = x[2 * k + 1];
+    std::fill(u0 + n0, u0 + end, S(0));
+    std::fill(u1 + n1, u1 + end, S(0));
+    for (std::size_t k = 0; k + 1 < end; ++k) s[k] = u1[k] + u0[k + 1];
+    s[end - 1] = S(0);
   }
 
   // Integer down factors M: output m is sum_r (g_r * x_r)[m], the correlations of the row's M
@@ -870,21 +869,24 @@ class PolyphaseResampler final : public ResamplerImplBase {
   void deinterleave_branches(std::size_t c, std::size_t lo, std::size_t blocks, S* streams) {
     const std::vector<S, AlignedAllocator<S>>& h = history_[c];
     const std::size_t m = static_cast<std::size_t>(down_);
-    const std::size_t avail = h.size() > lo ? (h.size() - lo) / (2 * m) : 0;
-    const std::size_t n = std::min(blocks, avail);
+    const std::size_t end = blocks + kSplitSlack;
+    // Samples up to the history's end, zeros after: every s[k] whose samples exist is exact.
+    auto available = [&](std::size_t offset) {  // k with lo + 2Mk + offset < h.size()
+      const std::size_t first = lo + offset;
+      return std::min(end, first < h.size() ? (h.size() - first - 1) / (2 * m) + 1 : 0);
+    };
     for (std::size_t r = 0; r < m; ++r) {
       S* u0 = streams + 3 * r * split_cap_;
       S* u1 = u0 + split_cap_;
       S* s = u1 + split_cap_;
       const S* x = h.data() + lo + r;
-      for (std::size_t k = 0; k < n; ++k) {
-        u0[k] = x[2 * m * k];
-        u1[k] = x[2 * m * k + m];
-      }
-      for (std::size_t k = 0; k + 1 < n; ++k) s[k] = u1[k] + u0[k + 1];
-      std::fill(u0 + n, u0 + blocks + kSplitSlack, S(0));
-      std::fill(u1 + n, u1 + blocks + kSplitSlack, S(0));
-      std::fill(s + (n > 0 ? n - 1 : 0), s + blocks + kSplitSlack, S(0));
+      const std::size_t n0 = available(r), n1 = available(r + m);
+      for (std::size_t k = 0; k < n0; ++k) u0[k] = x[2 * m * k];
+      for (std::size_t k = 0; k < n1; ++k) u1[k] = x[2 * m * k + m];
+      std::fill(u0 + n0, u0 + end, S(0));
+      std::fill(u1 + n1, u1 + end, S(0));
+      for (std::size_t k = 0; k + 1 < end; ++k) s[k] = u1[k] + u0[k + 1];
+      s[end - 1] = S(0);
     }
   }
 
@@ -1163,22 +1165,25 @@ void Resampler::oneshot(const StridedConstView& in, const StridedView& out,
         frames_of(out, plan.out_begin[j], plan.out_begin[j + 1] - plan.out_begin[j]));
   };
   std::vector<std::exception_ptr> errors(parts);
+  auto guarded = [&](unsigned j) {
+    try {
+      run(j);
+    } catch (...) {
+      errors[j] = std::current_exception();
+    }
+  };
   std::vector<std::thread> workers;
   workers.reserve(parts - 1);
-  for (unsigned j = 1; j < parts; ++j) {
-    workers.emplace_back([&, j] {
-      try {
-        run(j);
-      } catch (...) {
-        errors[j] = std::current_exception();
-      }
-    });
+  unsigned started = 1;  // parts 1 .. started - 1 have threads
+  for (; started < parts; ++started) {
+    try {
+      workers.emplace_back(guarded, started);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had (a process limit): this thread does the rest
+    }
   }
-  try {
-    run(0);
-  } catch (...) {
-    errors[0] = std::current_exception();
-  }
+  guarded(0);
+  for (unsigned j = started; j < parts; ++j) guarded(j);
   for (auto& w : workers) w.join();
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);
