@@ -795,9 +795,10 @@ def test_non_finite_samples_stay_within_the_filter_reach(in_rate: int, out_rate:
 )
 @pytest.mark.parametrize("quality", [QQ, LQ, MQ, HQ, VHQ])
 def test_fast_fir_streams_are_bit_exact(in_rate: int, out_rate: int, quality: int) -> None:
-    # Integer up and down factors go through the two-parallel fast FIR, whose intermediate
-    # terms cancel only in exact arithmetic: every product must lie in the window of an output
-    # it computes, for every filter length (odd, or not a multiple of 2M) and chunking.
+    # Integer up factors go through the two-parallel fast FIR, whose intermediate terms cancel
+    # only in exact arithmetic: every product must lie in the window of an output it computes,
+    # for every filter length (odd ones get a zero in front) and chunking. Integer down factors
+    # (the direct path) are checked alike.
     scale = 8000
     x = np.random.default_rng(in_rate * 31 + out_rate).standard_normal(1500).astype(np.float32)
     one = resample(x, in_rate * scale, out_rate * scale, quality, threads=1)

@@ -37,8 +37,6 @@ constexpr std::uint64_t kMaxStep = 1u << 20;
 constexpr std::uint64_t kMaxExactPhases = 4096;
 constexpr std::size_t kMaxExactTableBytes = std::size_t{8} << 20;
 constexpr std::uint64_t kInterpPhases = 256;
-// Integer down factors up to this use the fast FIR (3M de-interleaved streams per batch).
-constexpr std::uint64_t kMaxFastDecimation = 16;
 // Refuse designs beyond this (e.g. 192 kHz -> 1 Hz at VHQ) rather than exhaust memory.
 constexpr double kMaxTableBytes = 256.0 * (1 << 20);
 // Input is buffered and consumed in blocks of this many frames so the history stays in cache.
@@ -181,18 +179,16 @@ struct FilterDesign {
   // Zero taps at the start of every row (the SIMD padding, and more for rows whose support is
   // shorter): the consecutive kernel, which has no vector-width constraint, skips them.
   std::size_t leading_zeros = 0;
-  // The two-parallel fast FIR's filters, fast_fir_rows of them: for integer up factors each
-  // phase's row, for integer down factors M the row's M polyphase branches (taps r, r + M,
-  // r + 2M, ...), from leading_zeros on, padded to an even length 2 * half and split into
-  // even taps, odd taps and their sums: fast_fir[(3 * r + {0, 1, 2}) * half + j] =
-  // g[2j], g[2j + 1], g[2j] + g[2j + 1].
+  // The two-parallel fast FIR's filters for integer up factors, one per phase: the row from
+  // leading_zeros on, of even length 2 * half, split into even taps, odd taps and their sums:
+  // fast_fir[(3 * r + {0, 1, 2}) * half + j] = g[2j], g[2j + 1], g[2j] + g[2j + 1].
   // Every product the fast FIR forms must lie in the window of an output it computes, or
   // chunked and one-shot results could differ in the last bits (terms that cancel only in
   // exact arithmetic would see input a stream has not received yet). So the taps are
-  // extended at the front with fast_fir_front zeros to a length that splits exactly: even
-  // (up factors), a multiple of 2M (down factors); windows start that many samples earlier.
+  // extended at the front with fast_fir_front zeros to an even length (so no product reaches
+  // past a window's end); windows start that many samples earlier.
   std::vector<S, AlignedAllocator<S>> fast_fir;
-  std::size_t fast_fir_half = 0, fast_fir_rows = 0, fast_fir_front = 0;
+  std::size_t fast_fir_half = 0, fast_fir_front = 0;
 };
 
 template <typename S>
@@ -250,39 +246,27 @@ std::shared_ptr<const FilterDesign<S>> design_filter(std::uint64_t up, std::uint
     while (n < d->leading_zeros && d->table[r * d->taps + n] == S(0)) ++n;
     d->leading_zeros = n;
   }
-  // Filters for the fast FIR: a row per phase (integer up), or the M branches of the one row
-  // (integer down by M); `tap(r, i)` is filter r's tap i, zero past its end.
-  const std::size_t length = d->taps - d->leading_zeros;
-  auto split = [&](std::size_t rows, std::size_t branch_length, auto tap) {
-    const std::size_t half = branch_length / 2;  // branch_length is even
-    d->fast_fir_rows = rows;
+  // The fast FIR's filters (integer up factors), one per phase: the row after its leading
+  // zeros, with `front` zeros in front to make its length even.
+  if (down == 1 && up > 1 && !d->interpolated) {
+    const std::size_t length = d->taps - d->leading_zeros;
+    const std::size_t front = length % 2, half = (length + front) / 2;
+    d->fast_fir_front = front;
     d->fast_fir_half = half;
-    d->fast_fir.assign(3 * rows * half, S(0));
-    for (std::size_t r = 0; r < rows; ++r) {
+    d->fast_fir.assign(3 * d->rows * half, S(0));
+    for (std::size_t r = 0; r < d->rows; ++r) {
+      const S* row = d->table.data() + r * d->taps + d->leading_zeros;
+      auto tap = [&](std::size_t i) {
+        return i < front ? 0.0 : static_cast<double>(row[i - front]);
+      };
       S* even = d->fast_fir.data() + 3 * r * half;
       for (std::size_t j = 0; j < half; ++j) {
-        const double e = tap(r, 2 * j), o = tap(r, 2 * j + 1);
+        const double e = tap(2 * j), o = tap(2 * j + 1);
         even[j] = static_cast<S>(e);
         even[half + j] = static_cast<S>(o);
         even[2 * half + j] = static_cast<S>(e + o);
       }
     }
-  };
-  // Tap i of row r extended at the front with `front` zeros.
-  auto extended = [&](std::size_t r, std::size_t i, std::size_t front) {
-    return i < front ? 0.0 : static_cast<double>(d->table[r * d->taps + d->leading_zeros + i - front]);
-  };
-  if (down == 1 && up > 1 && !d->interpolated) {
-    const std::size_t front = length % 2;
-    d->fast_fir_front = front;
-    split(d->rows, length + front,
-          [&](std::size_t r, std::size_t i) { return extended(r, i, front); });
-  } else if (up == 1 && down > 1 && down <= kMaxFastDecimation && !d->interpolated) {
-    const auto m = static_cast<std::size_t>(down);
-    const std::size_t front = (2 * m - length % (2 * m)) % (2 * m);
-    d->fast_fir_front = front;
-    split(m, (length + front) / m,
-          [&](std::size_t r, std::size_t i) { return extended(0, i * m + r, front); });
   }
   return d;
 }
@@ -429,17 +413,11 @@ class PolyphaseResampler final : public ResamplerImplBase {
                    span * channels_ <= kMaxPhaseMajorScratch;
     scratch_cap_ = std::max<std::size_t>(kScratchMin,
                                          phase_major_ ? span + detail::kMaxGroup : 0);
-    decimating_ = kernels_.consecutive != nullptr && !filter_->fast_fir.empty() && up_ == 1 &&
-                  down_ > 1;
     if (consecutive_) {
       // Several passes of four vectors of outputs per phase, so splitting the history for
       // the fast FIR (about one filter length per batch) is a small part of the work.
       scratch_cap_ = std::max<std::size_t>(1024, 16 * kLanes * up_);
       phase_tmp_.assign(3 * (scratch_cap_ / up_ + 4), S(0));
-    }
-    if (decimating_) {
-      scratch_cap_ = 1024;
-      phase_tmp_.assign(3 * down_ * (scratch_cap_ / 2 + 4), S(0));
     }
     scratch_.assign(channels_ * scratch_cap_, S(0));
     clear();
@@ -592,7 +570,6 @@ class PolyphaseResampler final : public ResamplerImplBase {
     }
     std::size_t produced = 0;
     if (consecutive_) return produce_consecutive(out, out_pos, target);
-    if (decimating_) return produce_decimating(out, out_pos, target);
     const std::uint64_t step_int = down_ / up_, step_frac = down_ % up_;
     // Outputs whose windows start in the same vector-aligned block of history are computed
     // together so they share sample loads; grouping never changes an output's bits.
@@ -800,96 +777,6 @@ class PolyphaseResampler final : public ResamplerImplBase {
     s[end - 1] = S(0);
   }
 
-  // Integer down factors M: output m is sum_r (g_r * x_r)[m], the correlations of the row's M
-  // branches g_r with the input's M phases x_r[i] = x[M i + r], each split as in
-  // produce_consecutive over pairs of outputs (2k, 2k + 1) of even absolute index:
-  //   y[2k] = sum_r (A_r[k] + B_r[k]),   y[2k + 1] = sum_r ((C_r[k] - A_r[k + 1]) - B_r[k]),
-  // the sums over r taken in order. 3/4 of the multiply-adds of the direct form, and no
-  // horizontal sums.
-  std::size_t produce_decimating(const StridedView& out, std::size_t out_pos,
-                                 std::uint64_t target) {
-    const std::size_t m = static_cast<std::size_t>(down_);
-    const std::size_t half = filter_->fast_fir_half;
-    const std::size_t skip = filter_->leading_zeros;
-    const S* filters = filter_->fast_fir.data();
-    std::size_t produced = 0;
-    while (emitted_ < target) {
-      const auto count =
-          static_cast<std::size_t>(std::min<std::uint64_t>(target - emitted_, scratch_cap_));
-      const std::uint64_t m_lo = emitted_ & ~std::uint64_t{1};  // the first pair's even output
-      const std::size_t lo = static_cast<std::size_t>(
-          static_cast<std::int64_t>(m_lo * down_) - static_cast<std::int64_t>(before_) -
-          origin_ + static_cast<std::int64_t>(skip) -
-          static_cast<std::int64_t>(filter_->fast_fir_front));
-      const std::size_t pairs = static_cast<std::size_t>((emitted_ + count - 1 - m_lo) / 2 + 1);
-      // Pairs of outputs are 2M input samples apart; the split needs `pairs + half` of them.
-      const std::size_t blocks = pairs + half + 2;
-      if (blocks + kSplitSlack > split_cap_) {
-        split_cap_ = blocks + kSplitSlack;
-        split_history_.assign(3 * m * channels_ * split_cap_, S(0));
-      }
-      for (std::size_t c = 0; c < channels_; ++c) {
-        S* streams = split_history_.data() + 3 * m * c * split_cap_;
-        deinterleave_branches(c, lo, blocks, streams);
-        S* tmp = phase_tmp_.data();
-        const std::size_t stride = pairs + 1;  // per correlation in tmp
-        for (std::size_t r = 0; r < m; ++r) {
-          const S* g = filters + 3 * r * half;
-          const S* u0 = streams + 3 * r * split_cap_;
-          kernels_.consecutive(g, u0, half, pairs + 1, tmp + 3 * r * stride);
-          kernels_.consecutive(g + half, u0 + split_cap_, half, pairs, tmp + (3 * r + 1) * stride);
-          kernels_.consecutive(g + 2 * half, u0 + 2 * split_cap_, half, pairs,
-                               tmp + (3 * r + 2) * stride);
-        }
-        S* dst = scratch_.data() + c * scratch_cap_;
-        for (std::size_t j = 0; j < count; ++j) {
-          const std::size_t w = static_cast<std::size_t>(emitted_ - m_lo) + j;
-          const std::size_t k = w / 2;
-          S y = S(0);
-          for (std::size_t r = 0; r < m; ++r) {
-            const S* a = tmp + 3 * r * stride;
-            const S* b = a + stride;
-            const S* cc = b + stride;
-            y += (w & 1) == 0 ? a[k] + b[k] : (cc[k] - a[k + 1]) - b[k];
-          }
-          dst[j] = y;
-        }
-      }
-      emitted_ += count;
-      next_index_ += count * down_;
-      store_batch(out, out_pos + produced, count);
-      produced += count;
-    }
-    return produced;
-  }
-
-  // For branch r of M: u0_r[k] = x[lo + 2Mk + r], u1_r[k] = x[lo + 2Mk + M + r] and
-  // s_r[k] = u1_r[k] + u0_r[k + 1], for k < blocks, zero where the history ends, then zeros for
-  // the kernel's reads past the end. streams[(3r + {0, 1, 2}) * split_cap_ + k].
-  void deinterleave_branches(std::size_t c, std::size_t lo, std::size_t blocks, S* streams) {
-    const std::vector<S, AlignedAllocator<S>>& h = history_[c];
-    const std::size_t m = static_cast<std::size_t>(down_);
-    const std::size_t end = blocks + kSplitSlack;
-    // Samples up to the history's end, zeros after: every s[k] whose samples exist is exact.
-    auto available = [&](std::size_t offset) {  // k with lo + 2Mk + offset < h.size()
-      const std::size_t first = lo + offset;
-      return std::min(end, first < h.size() ? (h.size() - first - 1) / (2 * m) + 1 : 0);
-    };
-    for (std::size_t r = 0; r < m; ++r) {
-      S* u0 = streams + 3 * r * split_cap_;
-      S* u1 = u0 + split_cap_;
-      S* s = u1 + split_cap_;
-      const S* x = h.data() + lo + r;
-      const std::size_t n0 = available(r), n1 = available(r + m);
-      for (std::size_t k = 0; k < n0; ++k) u0[k] = x[2 * m * k];
-      for (std::size_t k = 0; k < n1; ++k) u1[k] = x[2 * m * k + m];
-      std::fill(u0 + n0, u0 + end, S(0));
-      std::fill(u1 + n1, u1 + end, S(0));
-      for (std::size_t k = 0; k + 1 < end; ++k) s[k] = u1[k] + u0[k + 1];
-      s[end - 1] = S(0);
-    }
-  }
-
   // Converts `n` outputs per channel from scratch_ into the caller's array; one type switch
   // per batch keeps the per-sample loop tight.
   void store_batch(const StridedView& out, std::size_t frame, std::size_t n) {
@@ -944,12 +831,9 @@ class PolyphaseResampler final : public ResamplerImplBase {
     return r;
   }
 
-  // Input kept before the next output's window: the fast FIR's front zeros reach before it,
-  // and the decimating one starts its pairs at an even output, one output (M samples) back.
+  // Input kept before the next output's window: the fast FIR's front zeros reach before it.
   std::int64_t history_before() const {
-    const auto front = static_cast<std::int64_t>(filter_->fast_fir_front);
-    if (decimating_) return front + static_cast<std::int64_t>(down_);
-    return consecutive_ ? front : 0;
+    return consecutive_ ? static_cast<std::int64_t>(filter_->fast_fir_front) : 0;
   }
 
   void discard_consumed() {
@@ -984,7 +868,6 @@ class PolyphaseResampler final : public ResamplerImplBase {
   static constexpr std::uint64_t kMaxConsecutiveUp = 64;
   static constexpr std::uint64_t kMinPeriods = 2;
   bool consecutive_ = false;
-  bool decimating_ = false;  // integer down factor through the fast FIR
   std::vector<S> phase_tmp_;  // one phase's correlations A, B, C before they are combined
   // The de-interleaved history [channel][u0, u1, s][split_cap_] of the fast FIR.
   std::vector<S, AlignedAllocator<S>> split_history_;
