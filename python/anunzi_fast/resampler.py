@@ -13,23 +13,26 @@ input, so
   exactly zero; :meth:`ResampleStream.num_clips` counts clipped samples.
 
 Quality presets. Frequencies are relative to the Nyquist frequency of the lower rate. The
-filters are designed when a stream is built (designs are cached): equiripple (Parks-McClellan)
-where that is shorter and the exchange converges (LQ, MQ, HQ), with a passband ripple of
-+-0.0009 dB that stays below the stopband's level up to 0.8 of the passband edge, so a tone
-there comes out as the same tone at the new rate; Kaiser-windowed sincs otherwise (QQ, VHQ).
-``ResampleStream(...)._core.design`` names the design a stream uses. Measured on
-48 kHz -> 16 kHz with float32 data (VHQ: float64 data), residual of a tone at 10 kHz / 20 kHz
-relative to the input, THD+N of a 1 kHz tone, and ``delay()`` once running:
+filters are designed when a stream is built (designs are cached), the shortest that meets the
+preset: equiripple (Parks-McClellan) for LQ, MQ and HQ where that is shorter (always at HQ),
+with a passband ripple of +-0.0009 dB that stays within 5e-7 (HQ) up to 0.8 of the passband
+edge, so a tone there comes out as the same tone at the new rate; Kaiser-windowed sincs
+otherwise (QQ, VHQ, LQ at some ratios). ``ResampleStream(...)._core.design`` names the design
+a stream uses. Integer up factors compute pairs of outputs with the two-parallel fast FIR (3/4
+of the multiply-adds). Measured on 48 kHz -> 16 kHz with float32 data (VHQ: float64 data),
+residual of a tone at 10 kHz / 20 kHz relative to the input, THD+N of a 1 kHz tone, and
+``delay()`` once running; "worst" is the worst stopband of the filters built for 48 <-> 16,
+44.1 <-> 48 and 16 -> 44.1 kHz:
 
-====  ========  =========  ======  ==============  ===========  =======  ==========
-name  passband  stopband   design  alias 10k/20k   THD+N 1 kHz  latency  arithmetic
-====  ========  =========  ======  ==============  ===========  =======  ==========
-QQ    0.80      from 1.20  50 dB   -49 / -79 dB    -152 dB      0.44 ms  float32
-LQ    0.85      from 1.15  83 dB   -104 / -86 dB   -148 dB      1.00 ms  float32
-MQ    0.90      from 1.10  108 dB  -119 / -110 dB  -145 dB      1.88 ms  float32
-HQ    0.91      from 1.00  133 dB  -133 / -138 dB  -146 dB      4.62 ms  float32
-VHQ   0.91      from 1.00  175 dB  -193 / -209 dB  -252 dB      8.06 ms  float64
-====  ========  =========  ======  ==============  ===========  =======  ==========
+====  ========  =========  =========  ==============  ===========  =======  ==========
+name  passband  stopband   worst      alias 10k/20k   THD+N 1 kHz  latency  arithmetic
+====  ========  =========  =========  ==============  ===========  =======  ==========
+QQ    0.80      from 1.20  -51.9 dB   -58 / -58 dB    -149 dB      0.44 ms  float32
+LQ    0.85      from 1.15  -82.8 dB   -104 / -86 dB   -149 dB      1.00 ms  float32
+MQ    0.90      from 1.10  -107.5 dB  -118 / -110 dB  -148 dB      1.88 ms  float32
+HQ    0.91      from 1.00  -132.4 dB  -134 / -144 dB  -154 dB      4.62 ms  float32
+VHQ   0.91      from 1.00  -169.9 dB  -194 / -215 dB  -252 dB      8.19 ms  float64
+====  ========  =========  =========  ==============  ===========  =======  ==========
 
 An equiripple stopband stays at its design level everywhere, where a Kaiser one falls away from
 its edge (soxr HQ leaves -137 / -144 dB at 10 / 20 kHz). HQ and VHQ reject everything above the
@@ -37,6 +40,7 @@ output Nyquist, as soxr does (at 48 kHz -> 16 kHz an 8.2 kHz tone leaves -138 dB
 put the stopband edge above Nyquist (at 2 - passband), which shortens their filters and latency:
 input between Nyquist and that edge aliases, but only into the transition band above the
 passband. With float32 data VHQ's residual is bounded near -160 dB by the float32 input itself.
+A NaN or infinite sample spoils only the outputs whose filter window covers it.
 
 A long one-shot :func:`resample` splits its work across threads (the ``threads`` keyword, or
 the ``ANUNZI_FAST_THREADS`` environment variable; by default the CPUs the process may use),
