@@ -5,19 +5,10 @@
 #include <cstdio>
 #include <vector>
 
+#include "check.hpp"
 #include "remez.hpp"
 
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                                 \
-    }                                                                               \
-  } while (0)
 
 using anunzi::detail::equiripple_lowpass;
 using anunzi::detail::LowpassSpec;
@@ -79,8 +70,8 @@ int main() {
   // NaN edges are refused, not looped on.
   CHECK(equiripple_lowpass({std::nan(""), 0.2, 1e-4, 1e-6, 0.0, 1e-4}, 560).empty());
 
-  if (g_failures != 0) {
-    std::fprintf(stderr, "test_remez: %d check(s) failed\n", g_failures);
+  if (anunzi_test::failures() != 0) {
+    std::fprintf(stderr, "test_remez: %d check(s) failed\n", anunzi_test::failures());
     return 1;
   }
   std::printf("test_remez: all checks passed\n");

@@ -12,18 +12,9 @@
 #include <vector>
 
 #include "anunzi/resampler.hpp"
+#include "check.hpp"
 
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                    \
-    }                                                                  \
-  } while (0)
 
 using anunzi::Isa;
 using anunzi::Quality;
@@ -261,8 +252,8 @@ int main() {
   test_latency_and_delay();
   test_large_tables_are_interpolated();
   test_design_cache_stays_under_its_cap();
-  if (g_failures != 0) {
-    std::fprintf(stderr, "%d check(s) failed\n", g_failures);
+  if (anunzi_test::failures() != 0) {
+    std::fprintf(stderr, "%d check(s) failed\n", anunzi_test::failures());
     return 1;
   }
   std::printf("test_resampler: all checks passed\n");
