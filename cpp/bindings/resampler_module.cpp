@@ -161,7 +161,7 @@ py::array oneshot(const py::array& x, double in_rate, double out_rate, int quali
   const anunzi::SampleType type = sample_type_of(x.dtype());
   const auto channels = x.ndim() == 2 ? static_cast<std::size_t>(x.shape(1)) : 1;
   const anunzi::StridedConstView in = input_view(x, type);
-  const anunzi::Resampler core = make_core(in_rate, out_rate, channels, quality_of(quality), type);
+  anunzi::Resampler core = make_core(in_rate, out_rate, channels, quality_of(quality), type);
   auto [y, out] = output_like(x, type, channels, core.oneshot_frames(in.frames));
   {
     py::gil_scoped_release release;

@@ -984,10 +984,11 @@ View frames_of(const View& v, std::uint64_t from, std::uint64_t count) {
 // fresh stream, which produces outputs [out_begin[j], out_begin[j + 1]); the last part
 // flushes. Each stream starts where its first output's filter window starts, so every output
 // sees exactly the samples it sees in one pass.
+// Part 0 runs on the stream itself (cleared), the others on copies sharing its design.
 struct OneshotPlan {
   std::vector<std::uint64_t> in_begin, in_end, out_begin;
-  std::vector<std::unique_ptr<ResamplerImplBase>> streams;
-  [[nodiscard]] unsigned parts() const { return static_cast<unsigned>(streams.size()); }
+  std::vector<std::unique_ptr<ResamplerImplBase>> copies;  // copies[j - 1] runs part j
+  [[nodiscard]] unsigned parts() const { return static_cast<unsigned>(copies.size()) + 1; }
 };
 
 OneshotPlan plan_oneshot(const ResamplerImplBase& impl, std::uint64_t n, unsigned threads) {
@@ -1008,20 +1009,21 @@ OneshotPlan plan_oneshot(const ResamplerImplBase& impl, std::uint64_t n, unsigne
     plan.in_end[j] = j + 1 == parts ? n : n * (j + 1) / parts;
     if (j > 0) plan.out_begin[j] = impl.outputs_ready_after(plan.in_end[j - 1]);
   }
-  bool valid = true;
-  for (unsigned j = 0; valid && j < parts; ++j) {
-    plan.streams.push_back(impl.fresh_copy());
-    plan.in_begin[j] = plan.streams[j]->start_at_output(plan.out_begin[j]);
+  // Part 0 is a fresh stream fed in_end[0] samples: it produces out_begin[1] outputs by
+  // definition. Each later part must check out.
+  bool valid = parts == 1 || plan.out_begin[1] > 0;
+  for (unsigned j = 1; valid && j < parts; ++j) {
+    plan.copies.push_back(impl.fresh_copy());
+    ResamplerImplBase& stream = *plan.copies.back();
+    plan.in_begin[j] = stream.start_at_output(plan.out_begin[j]);
     const bool last = j + 1 == parts;
-    valid = (parts == 1 || plan.out_begin[j] < plan.out_begin[j + 1]) &&
-            plan.in_begin[j] <= plan.in_end[j] &&
-            plan.streams[j]->output_frames_for(
+    valid = plan.out_begin[j] < plan.out_begin[j + 1] && plan.in_begin[j] <= plan.in_end[j] &&
+            stream.output_frames_for(
                 static_cast<std::size_t>(plan.in_end[j] - plan.in_begin[j]), last) ==
                 plan.out_begin[j + 1] - plan.out_begin[j];
   }
   if (!valid) {  // a split that would not partition the output (tiny inputs): one pass
-    plan.streams.clear();
-    plan.streams.push_back(impl.fresh_copy());
+    plan.copies.clear();
     plan.in_begin = {0};
     plan.in_end = {n};
     plan.out_begin = {0, total};
@@ -1035,15 +1037,16 @@ unsigned Resampler::oneshot_parts(std::size_t in_frames, unsigned threads) const
   return plan_oneshot(*impl_, in_frames, threads).parts();
 }
 
-void Resampler::oneshot(const StridedConstView& in, const StridedView& out,
-                        unsigned threads) const {
+void Resampler::oneshot(const StridedConstView& in, const StridedView& out, unsigned threads) {
   if (out.frames != oneshot_frames(in.frames))
     throw std::invalid_argument("output view has the wrong number of frames");
   if (in.frames > 0 && in.data == nullptr) throw std::invalid_argument("null input");
+  impl_->clear();
   OneshotPlan plan = plan_oneshot(*impl_, in.frames, threads);
   const unsigned parts = plan.parts();
   auto run = [&](unsigned j) {
-    plan.streams[j]->process(
+    ResamplerImplBase& stream = j == 0 ? *impl_ : *plan.copies[j - 1];
+    stream.process(
         frames_of(in, plan.in_begin[j], plan.in_end[j] - plan.in_begin[j]), j + 1 == parts,
         frames_of(out, plan.out_begin[j], plan.out_begin[j + 1] - plan.out_begin[j]));
   };

@@ -117,12 +117,13 @@ class Resampler {
   // Frames process(in, true, out) writes on a fresh stream: oneshot_length, or more when the
   // filter reaches past it (very short inputs).
   [[nodiscard]] std::size_t oneshot_frames(std::size_t in_frames) const;
-  // Converts all of `in` as one whole signal, bit for bit as process(in, true, out) would on a
-  // fresh stream, with the work split across up to `threads` threads: each continues the
-  // conversion from its own output frame on a copy of this stream that shares its filter
-  // design. Long conversions only; short ones run on the calling thread. `out` must have
-  // oneshot_frames(in.frames) frames. This stream's own state is not touched.
-  void oneshot(const StridedConstView& in, const StridedView& out, unsigned threads) const;
+  // Clears this stream and converts all of `in` as one whole signal, bit for bit as
+  // process(in, true, out) would, with the work split across up to `threads` threads: this
+  // stream takes the first part, and each further one continues the conversion from its own
+  // output frame on a copy of this stream that shares its filter design. Long conversions
+  // only; short ones run on the calling thread alone. `out` must have
+  // oneshot_frames(in.frames) frames. Afterwards the stream is finished (clear() to reuse).
+  void oneshot(const StridedConstView& in, const StridedView& out, unsigned threads);
   // How many threads oneshot() would use for this many input frames (for tests).
   [[nodiscard]] unsigned oneshot_parts(std::size_t in_frames, unsigned threads) const;
 
