@@ -12,17 +12,11 @@
 #include <vector>
 
 #include "anunzi/jitter_buffer.hpp"
+#include "check.hpp"
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "FAILED: %s\n", what);
-  }
-}
+using anunzi_test::check;
 
 template <typename T>
 bool accounted(const anunzi::JitterBuffer<T>& jb) {
@@ -174,6 +168,7 @@ int main() {
   stress(0, 1, total / 10, 7);
   stress(3, 7, total / 4, 8);
   stress(960, 48000, total, 9);
-  std::printf("%s\n", failures == 0 ? "all checks passed" : "SOME CHECKS FAILED");
-  return failures == 0 ? 0 : 1;
+  const bool passed = anunzi_test::failures() == 0;
+  std::printf("%s\n", passed ? "all checks passed" : "SOME CHECKS FAILED");
+  return passed ? 0 : 1;
 }

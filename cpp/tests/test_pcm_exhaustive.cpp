@@ -11,20 +11,14 @@
 #include <vector>
 
 #include "anunzi/pcm.hpp"
+#include "check.hpp"
 
 using anunzi::Isa;
 namespace pcm = anunzi::pcm;
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "FAILED: %s\n", what);
-  }
-}
+using anunzi_test::check;
 
 float float_from_bits(uint32_t bits) {
   float f;
@@ -180,6 +174,7 @@ int main() {
                 static_cast<unsigned long long>(wrong_counts));
     check(wrong == 0 && wrong_counts == 0, "exhaustive float32 -> pcm16");
   }
-  std::printf("%s\n", failures == 0 ? "all checks passed" : "SOME CHECKS FAILED");
-  return failures == 0 ? 0 : 1;
+  const bool passed = anunzi_test::failures() == 0;
+  std::printf("%s\n", passed ? "all checks passed" : "SOME CHECKS FAILED");
+  return passed ? 0 : 1;
 }

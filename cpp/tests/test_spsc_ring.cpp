@@ -13,17 +13,11 @@
 #include <vector>
 
 #include "anunzi/spsc_ring.hpp"
+#include "check.hpp"
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "FAILED: %s\n", what);
-  }
-}
+using anunzi_test::check;
 
 // Waiting for the other side: spin briefly (a hand-off through a tiny ring takes well under a
 // microsecond), then give the core away.
@@ -150,6 +144,7 @@ int main() {
                 static_cast<unsigned long long>(wrong32 + wrong16 + wrong_float), seconds);
     check(wrong32 + wrong16 + wrong_float == 0, "every sample arrives in order");
   }
-  std::printf("%s\n", failures == 0 ? "all checks passed" : "SOME CHECKS FAILED");
-  return failures == 0 ? 0 : 1;
+  const bool passed = anunzi_test::failures() == 0;
+  std::printf("%s\n", passed ? "all checks passed" : "SOME CHECKS FAILED");
+  return passed ? 0 : 1;
 }
