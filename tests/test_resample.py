@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from math import gcd
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from anunzi_fast import _resampler
 from anunzi_fast import resampler as rs
 from anunzi_fast.resampler import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
+from tests._gil import gil_never_preempted
 
 RATE_PAIRS = [
     (48000, 16000),
@@ -511,21 +510,6 @@ def test_independent_streams_run_in_parallel_threads() -> None:
     overlap = min(a1, b1) - b0
     assert overlap > 0.5 * min(a1 - a0, b1 - b0), spans
     assert all(np.array_equal(r, expected) for r in results)
-
-
-@contextmanager
-def gil_never_preempted() -> Iterator[None]:
-    """While active, a thread holding the GIL keeps it until it releases it itself.
-
-    With a 100 s switch interval the interpreter never forces a switch during a test, so
-    another thread runs Python code only while the first is inside a GIL-released section.
-    """
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(100)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
 
 
 def designs_computed() -> int:

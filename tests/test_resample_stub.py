@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from anunzi_fast import _resampler
+from tests._stubtest import assert_stubtest_passes
 
 STUB = Path(__file__).resolve().parents[1] / "python" / "anunzi_fast" / "_resampler.pyi"
 # pybind11 classes have pybind11's own metaclass, which a stub cannot name.
@@ -21,20 +20,7 @@ ALLOWLIST = r"anunzi_fast\._resampler\.Resampler" + "\n"
 def test_stubtest_agrees(tmp_path: Path) -> None:
     allowlist = tmp_path / "allowlist.txt"
     allowlist.write_text(ALLOWLIST)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy.stubtest",
-            "anunzi_fast._resampler",
-            "--allowlist",
-            str(allowlist),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_stubtest_passes("anunzi_fast._resampler", allowlist)
 
 
 def _stub_functions() -> dict[str, list[str]]:

@@ -1,7 +1,6 @@
 """float_to_pcm16 / pcm16_to_float: exact semantics, every input kind, every error."""
 
 import array
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 from anunzi_fast import float_to_pcm16, pcm16_to_float
+from tests._gil import gil_never_preempted
 
 from .reference import reference_clipped, reference_pcm16
 
@@ -249,12 +249,8 @@ def test_pcm16_to_float_errors() -> None:
 @pytest.fixture
 def no_forced_gil_switches() -> Iterator[None]:
     """With a huge switch interval, a thread runs only when another releases the GIL itself."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    try:
+    with gil_never_preempted():
         yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 def ran_while_inside(call: Callable[[], object], repeats: int = 20) -> int:

@@ -8,14 +8,13 @@ parameters: names, order, keyword-only markers and which ones have defaults.
 
 import ast
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from anunzi_fast import _native
+from tests._stubtest import assert_stubtest_passes
 
 STUB = Path(_native.__file__).with_name("_native.pyi")
 if not STUB.exists():  # an editable install keeps the stub in the source tree
@@ -26,20 +25,7 @@ ALLOWLIST = Path(__file__).with_name("stubtest_allowlist.txt")
 
 
 def test_stubtest_agrees() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy.stubtest",
-            "anunzi_fast._native",
-            "--allowlist",
-            str(ALLOWLIST),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_stubtest_passes("anunzi_fast._native", ALLOWLIST)
 
 
 def _shape(args: ast.arguments, drop_self: bool) -> tuple[list[str], list[str], int, int]:
