@@ -64,6 +64,12 @@ def _start(factory: StreamFactory | None, kind: str, **options: Any) -> AudioStr
     return stream
 
 
+def _stop(stream: AudioStream | None) -> None:
+    if stream is not None:
+        stream.stop()
+        stream.close()
+
+
 class Microphone:
     """Mono float32 capture, delivered block by block to asyncio.
 
@@ -112,9 +118,7 @@ class Microphone:
         traceback: TracebackType | None,
     ) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.stop()
-            stream.close()
+        _stop(stream)
 
     def _callback(self, indata: npt.NDArray[np.float32], frames: int, time: Any,
                   status: Any) -> None:
@@ -183,9 +187,7 @@ class Speaker:
         traceback: TracebackType | None,
     ) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.stop()
-            stream.close()
+        _stop(stream)
 
     def _callback(self, outdata: npt.NDArray[np.float32], frames: int, time: Any,
                   status: Any) -> None:
