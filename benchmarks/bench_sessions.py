@@ -312,12 +312,12 @@ def test_tick_work_ours(benchmark) -> None:  # type: ignore[no-untyped-def]
     session.call = connect("ws://bench.invalid/websocket/start?token=not-a-secret",
                            queue_events=False)
     session.call._ws = _NullWebSocket()  # type: ignore[assignment]
+    session.call._opened_at = time.monotonic()
     out = np.zeros(SPEAKER_BLOCK, np.float32)
 
     def tick() -> None:
         _run_without_loop(session.on_mic_block(mic))
-        for event in session.call._protocol.receive_binary(agent_frame):
-            session.call._observe(event)
+        session.call._receive(agent_frame)
         session.on_speaker_block(out)
 
     benchmark(tick)

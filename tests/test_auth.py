@@ -407,16 +407,6 @@ def test_one_tls_context_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
         auth.shared_ssl_context.cache_clear()
 
 
-def test_all_is_complete_and_sorted() -> None:
-    from anunzi_fast import errors
-
-    for module in (auth, errors):
-        assert module.__all__ == sorted(module.__all__)
-        public = {name for name in vars(module) if not name.startswith("_")
-                  and getattr(vars(module)[name], "__module__", None) == module.__name__}
-        assert public <= set(module.__all__), public - set(module.__all__)
-
-
 def test_token_exchange_steps_without_io() -> None:
     # The retry loop is sans-I/O: it says what to do next and is told what happened.
     policy = RetryPolicy(initial_backoff=1.0, max_backoff=1.0)

@@ -446,26 +446,3 @@ def test_the_session_error_is_retrieved_when_writing_fails(
     assert "never retrieved" not in caplog.text
     assert code == 4  # the session failed: that is what the user must hear first
     assert "1011" in capsys.readouterr().err.strip().splitlines()[-1]
-
-
-def test_recorded_agent_track_is_sample_aligned_and_complete(tmp_path: Path) -> None:
-    from anunzi_fast.cli import Recorder
-    from anunzi_fast.resampler import ResampleStream
-
-    now = [0.0]
-    recorder = Recorder(clock=lambda: now[0])
-    rng = np.random.default_rng(7)
-    agent = (rng.standard_normal(320 * 25) * 3_000).astype(np.int16)
-    start = 0.1  # the agent starts speaking 100 ms into the call, in real time
-    for index, offset in enumerate(range(0, len(agent), 320)):
-        now[0] = start + index * 0.02
-        recorder.add_agent(agent[offset : offset + 320])
-    recorder.write(str(tmp_path / "both.wav"))
-    track = read_wav(tmp_path / "both.wav").samples[:, 1]
-    stream = ResampleStream(16_000, 48_000, 1, dtype="int16", quality="HQ")
-    expected = stream.resample_chunk(agent, last=True)
-    assert len(expected) == 3 * len(agent)
-    begin = round(start * 48_000)
-    assert not track[:begin].any()  # nothing before the first agent audio arrived
-    # Every sample, the filter's delay flushed at the end, each where its audio arrived.
-    np.testing.assert_array_equal(track[begin:], expected)

@@ -24,8 +24,11 @@ Set ``ANUNZI_FAST_ISA`` to ``portable``, ``sse2``, ``avx2`` or ``avx512`` before
 an instruction-set level; :func:`active_isa` tells which one runs.
 """
 
+import importlib as _importlib
 import os as _os
 import warnings as _warnings
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from anunzi_fast._native import (
     JitterBuffer,
@@ -36,23 +39,15 @@ from anunzi_fast._native import (
     pcm16_to_float,
     supported_isas,
 )
-from anunzi_fast.auth import (
-    DEFAULT_BASE_URL,
-    RetryPolicy,
-    SessionURL,
-    request_session_url,
-    request_session_url_sync,
-)
-from anunzi_fast.client import Call, CallEvent, CallMetrics, Reconnected, connect
-from anunzi_fast.devices import Microphone, Speaker
-from anunzi_fast.emulator import Emulator, Fault
 from anunzi_fast.errors import (
+    AgentNotReadyError,
     AnunziError,
     AssistantNotFoundError,
     AudioDeviceError,
     AuthenticationError,
     BadRequestError,
     CallerError,
+    CertificateError,
     ConnectionLostError,
     CredentialsError,
     InvalidArgumentError,
@@ -70,13 +65,69 @@ from anunzi_fast.protocol import (
     CLIENT_SAMPLE_RATE,
     AgentAudio,
     AgentReady,
+    ClientMessage,
+    ClientReady,
     Event,
     MalformedMessage,
+    ServerEvent,
     ServerMessage,
     SessionProtocol,
+    Side,
+    UserAudio,
 )
 from anunzi_fast.resampler import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
 from anunzi_fast.wav import WavAudio, read_wav, write_wav
+
+# The network side (websockets, httpx and ssl cost about 60 ms and 300 modules to import) is
+# loaded on first use, so that code using only the audio engine never pays for it.
+_LAZY = {
+    "DEFAULT_BASE_URL": "anunzi_fast.auth",
+    "request_session_url": "anunzi_fast.auth",
+    "request_session_url_sync": "anunzi_fast.auth",
+    "SessionURL": "anunzi_fast.auth",
+    "RetryPolicy": "anunzi_fast.retry",
+    "Call": "anunzi_fast.client",
+    "CallEvent": "anunzi_fast.client",
+    "CallState": "anunzi_fast.client",
+    "Reconnected": "anunzi_fast.client",
+    "connect": "anunzi_fast.client",
+    "CallMetrics": "anunzi_fast.metrics",
+    "CallRecorder": "anunzi_fast.audio",
+    "Playback": "anunzi_fast.audio",
+    "UplinkEncoder": "anunzi_fast.audio",
+    "Emulator": "anunzi_fast.emulator",
+    "Fault": "anunzi_fast.emulator",
+    "Microphone": "anunzi_fast.devices",
+    "Speaker": "anunzi_fast.devices",
+}
+
+if _TYPE_CHECKING:
+    from anunzi_fast.audio import CallRecorder, Playback, UplinkEncoder
+    from anunzi_fast.auth import (
+        DEFAULT_BASE_URL,
+        SessionURL,
+        request_session_url,
+        request_session_url_sync,
+    )
+    from anunzi_fast.client import Call, CallEvent, CallState, Reconnected, connect
+    from anunzi_fast.devices import Microphone, Speaker
+    from anunzi_fast.emulator import Emulator, Fault
+    from anunzi_fast.metrics import CallMetrics
+    from anunzi_fast.retry import RetryPolicy
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'anunzi_fast' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 
@@ -98,6 +149,7 @@ __all__ = [
     "QQ",
     "VHQ",
     "AgentAudio",
+    "AgentNotReadyError",
     "AgentReady",
     "AnunziError",
     "AssistantNotFoundError",
@@ -107,7 +159,12 @@ __all__ = [
     "Call",
     "CallEvent",
     "CallMetrics",
+    "CallRecorder",
+    "CallState",
     "CallerError",
+    "CertificateError",
+    "ClientMessage",
+    "ClientReady",
     "ConnectionLostError",
     "CredentialsError",
     "Emulator",
@@ -121,19 +178,24 @@ __all__ = [
     "NetworkError",
     "PeerError",
     "PermissionDeniedError",
+    "Playback",
     "RateLimitedError",
     "Reconnected",
     "RemoteProtocolError",
     "ResampleStream",
     "RetryPolicy",
     "ServerError",
+    "ServerEvent",
     "ServerMessage",
     "SessionClosedError",
     "SessionProtocol",
     "SessionTokenRejectedError",
     "SessionURL",
+    "Side",
     "Speaker",
     "SpscRing",
+    "UplinkEncoder",
+    "UserAudio",
     "WavAudio",
     "__version__",
     "active_isa",

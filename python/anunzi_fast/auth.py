@@ -1,172 +1,96 @@
-"""Requesting a session URL, and keeping the credentials out of logs.
+"""Requesting a session URL: step 1 of the protocol.
 
 The token route ``GET {base_url}/websocket/token/{assistant_id}`` exchanges the API key for a
 single-use, short-lived session URL. :func:`request_session_url` (async) and
 :func:`request_session_url_sync` check their arguments before any I/O, retry HTTP 429, 5xx and
-connection failures with jittered exponential backoff (honouring ``Retry-After``) within one
-total deadline, and map every failure to one exception of :mod:`anunzi_fast.errors`.
+connection failures as :class:`~anunzi_fast.retry.RetryPolicy` says, all within one total
+deadline whatever the peer does, and map every failure to one exception of
+:mod:`anunzi_fast.errors`.
 
-Both secrets, the API key and the session token inside the URL, are credentials. They are never
-put in an exception message or a repr, and :func:`install_log_redaction` (called on import)
-scrubs them from records of this package's loggers and of the ``websockets``, ``httpx`` and
-``httpcore`` loggers, which print URLs and headers at DEBUG level.
+What the service may answer is bounded: at most :data:`MAX_ANSWER_BYTES` of decoded body (a
+compressed answer is inflated under the same cap), and a plain ``ws://`` session URL only
+from a plain ``http://`` token route or for a loopback host, so that the session token never
+crosses a network in clear after an ``https://`` request. Loopback requests never go through a
+proxy set in the environment.
+
+The API key and the session token are credentials: they never appear in an exception message or
+a repr, and the log redaction of :mod:`anunzi_fast._redact` is installed by every request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import functools
+import contextlib
 import json
 import logging
-import math
 import os
-import random
 import re
-import ssl
+import socket
 import threading
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import TypeAlias, cast
+import zlib
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import httpx
 
+from ._net import (
+    certificate_failure,
+    describe_network_failure,
+    environment_proxy,
+    is_loopback_host,
+    shared_ssl_context,
+)
+from ._redact import install_log_redaction, redact, redact_url, register_secret
 from .errors import (
     AnunziError,
-    AssistantNotFoundError,
-    AuthenticationError,
-    BadRequestError,
+    CertificateError,
     InvalidArgumentError,
     NetworkError,
-    PermissionDeniedError,
-    RateLimitedError,
     RemoteProtocolError,
-    ServerError,
+    error_for_token_status,
 )
+from .retry import RetryPolicy, RetrySchedule, parse_retry_after
 
 __all__ = [
     "API_KEY_ENV",
     "DEFAULT_BASE_URL",
+    "MAX_ANSWER_BYTES",
     "RetryPolicy",
     "SessionURL",
-    "install_log_redaction",
     "parse_retry_after",
-    "redact",
-    "register_secret",
     "request_session_url",
     "request_session_url_sync",
-    "shared_ssl_context",
     "token_route_url",
 ]
 
-DEFAULT_BASE_URL = "https://widgets.anunzi.net"
-API_KEY_ENV = "ANUNZI_API_KEY"
-REDACTED = "<redacted>"
+DEFAULT_BASE_URL: Final = "https://widgets.anunzi.net"
+API_KEY_ENV: Final = "ANUNZI_API_KEY"
+# The answer is a JSON object holding one URL: a few hundred bytes. Anything near this is not it.
+MAX_ANSWER_BYTES: Final = 16 * 1024
 
 _logger = logging.getLogger(__name__)
 
 # Messages kept as constants so that tests can match them and none of them can format a secret.
-MSG_NO_API_KEY = f"no API key: pass api_key or set the {API_KEY_ENV} environment variable"
-MSG_BAD_API_KEY = "the API key is empty or contains whitespace, control or non-ASCII characters"
-MSG_BAD_BODY = "the token route answered 200 without a JSON object holding a 'sessionURL' string"
-MSG_BAD_SESSION_URL = "the token route returned a sessionURL that is not a ws:// or wss:// URL"
-MSG_UNDECODABLE = "the token route's answer could not be decoded"
-
-# --- redaction --------------------------------------------------------------------------------
-
-# Patterns catch secrets that were never registered, e.g. a token in a URL printed by a library.
-_SECRET_PATTERNS = (
-    (re.compile(r"(token=)[^&\s'\"<>]+", re.IGNORECASE), r"\1" + REDACTED),
-    (re.compile(r"(bearer\s+)[^\s'\"<>]+", re.IGNORECASE), r"\1" + REDACTED),
-)
-# Registered secrets are matched literally: a key has no recognisable shape of its own.
-_MAX_REGISTERED_SECRETS = 256
-_registered_secrets: dict[str, None] = {}  # insertion-ordered, so the oldest is evicted first
-_registered_lock = threading.Lock()
-# Shorter strings would redact ordinary words; real keys and tokens are far longer.
-_MIN_SECRET_LENGTH = 6
+MSG_NO_API_KEY: Final = (
+    f"no API key: pass api_key or set the {API_KEY_ENV} environment variable")
+MSG_BAD_API_KEY: Final = (
+    "the API key is empty or contains whitespace, control or non-ASCII characters")
+MSG_BAD_BODY: Final = (
+    "the token route answered 200 without a JSON object holding a 'sessionURL' string")
+MSG_BAD_SESSION_URL: Final = (
+    "the token route returned a sessionURL that is not a ws:// or wss:// URL")
+MSG_PLAINTEXT_SESSION: Final = (
+    "the token route, reached over https, returned a plain ws:// session URL for a remote "
+    "host: refused, as the session token would cross the network unencrypted")
+MSG_UNDECODABLE: Final = "the token route's answer could not be decoded"
+MSG_TOO_LARGE: Final = (
+    f"the token route's answer is larger than {MAX_ANSWER_BYTES} bytes: not a session URL")
 
 
-def register_secret(secret: str) -> None:
-    """Remember ``secret`` so that :func:`redact` removes it wherever it appears."""
-    if len(secret) < _MIN_SECRET_LENGTH:
-        return
-    with _registered_lock:
-        _registered_secrets.pop(secret, None)
-        _registered_secrets[secret] = None
-        while len(_registered_secrets) > _MAX_REGISTERED_SECRETS:
-            del _registered_secrets[next(iter(_registered_secrets))]
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with API keys and session tokens replaced by ``<redacted>``."""
-    with _registered_lock:
-        secrets = list(_registered_secrets)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-class _RedactingFilter(logging.Filter):
-    """Rewrites a record's message (and traceback text) without its secrets; drops nothing."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is the logging module's to report
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
-
-
-_REDACTED_LOGGERS = (
-    "anunzi_fast",
-    "anunzi_fast.auth",
-    "anunzi_fast.client",
-    "anunzi_fast.cli",
-    "anunzi_fast.devices",
-    "anunzi_fast.emulator",
-    "websockets",
-    "websockets.client",
-    "websockets.server",
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-)
-_redaction_filter = _RedactingFilter()
-
-
-def install_log_redaction(extra_loggers: tuple[str, ...] = ()) -> None:
-    """Attach the redacting filter to the loggers that may print a secret.
-
-    A logger's filters only see records logged through that very logger, not those propagated
-    from its children, so every logger that can print a URL or a header is listed by name.
-    Installing twice is harmless.
-    """
-    for name in (*_REDACTED_LOGGERS, *extra_loggers):
-        logger = logging.getLogger(name)
-        if _redaction_filter not in logger.filters:
-            logger.addFilter(_redaction_filter)
-
-
-install_log_redaction()
-
-
-# --- the session URL --------------------------------------------------------------------------
+# --- arguments --------------------------------------------------------------------------------
 
 
 class SessionURL(str):
@@ -191,7 +115,7 @@ def _validate_api_key(api_key: str | None) -> str:
     return api_key
 
 
-_FORBIDDEN_IN_ASSISTANT_ID = ("/", "\\", "?", "#", "%", "..")
+_FORBIDDEN_IN_ASSISTANT_ID: Final = ("/", "\\", "?", "#", "%", "..")
 
 
 def _validate_assistant_id(assistant_id: str) -> str:
@@ -211,11 +135,23 @@ def _validate_assistant_id(assistant_id: str) -> str:
 
 
 def _validate_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgumentError(f"base URL must be an http:// or https:// URL: {base_url!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise InvalidArgumentError("base URL may not carry a query, a fragment or credentials")
+    if not isinstance(base_url, str):
+        raise InvalidArgumentError("the base URL must be a str")
+    try:
+        parts = urlsplit(base_url)
+        has_credentials = bool(parts.username or parts.password)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        raise InvalidArgumentError("the base URL cannot be parsed") from None
+    if has_credentials:
+        # Never echoed: the userinfo is a credential.
+        raise InvalidArgumentError("the base URL may not carry credentials (user:password@)")
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise InvalidArgumentError(
+            f"base URL must be an http:// or https:// URL: {redact_url(base_url)!r}")
+    if parts.query or parts.fragment:
+        raise InvalidArgumentError("base URL may not carry a query or a fragment")
     return base_url.rstrip("/")
 
 
@@ -224,12 +160,15 @@ def token_route_url(assistant_id: str, base_url: str = DEFAULT_BASE_URL) -> str:
     return f"{_validate_base_url(base_url)}/websocket/token/{_validate_assistant_id(assistant_id)}"
 
 
-def _parse_session_url(response: httpx.Response) -> SessionURL:
+# --- the answer -------------------------------------------------------------------------------
+
+
+def _parse_session_url(body: bytes, route_url: str) -> SessionURL:
     try:
-        body = json.loads(response.content)
+        answer = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(MSG_BAD_BODY) from exc
-    url = body.get("sessionURL") if isinstance(body, dict) else None
+    url = answer.get("sessionURL") if isinstance(answer, dict) else None
     if not isinstance(url, str):
         raise RemoteProtocolError(MSG_BAD_BODY)
     token = _token_of(url)
@@ -243,6 +182,9 @@ def _parse_session_url(response: httpx.Response) -> SessionURL:
         raise RemoteProtocolError(MSG_BAD_SESSION_URL) from None  # the cause may show the URL
     if parts.scheme not in ("ws", "wss") or not host or port == 0:
         raise RemoteProtocolError(MSG_BAD_SESSION_URL)
+    if (parts.scheme == "ws" and urlsplit(route_url).scheme == "https"
+            and not is_loopback_host(host)):
+        raise RemoteProtocolError(MSG_PLAINTEXT_SESSION)
     return SessionURL(url)
 
 
@@ -251,150 +193,52 @@ def _token_of(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-# --- retries ----------------------------------------------------------------------------------
+class _AnswerTooLarge(Exception):
+    pass
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How the token request retries 429, 5xx and connection failures.
+class _CappedBody:
+    """Collects a body as it arrives, inflating it if compressed, never past ``limit`` bytes.
 
-    Attributes:
-        max_attempts: Attempts in all, the first one included.
-        initial_backoff: Base delay before the second attempt, in seconds; doubled per attempt.
-        max_backoff: Upper bound on the computed backoff, in seconds.
-        max_retry_after: Upper bound on a ``Retry-After`` the service asks for, in seconds.
-        deadline: Total time allowed for all attempts and waits, in seconds.
-        attempt_timeout: Timeout of one HTTP attempt, in seconds.
+    The request asks for ``identity``; a peer that compresses anyway gets its gzip or deflate
+    inflated here, chunk by chunk with a bounded output, so a small bomb cannot inflate to
+    hundreds of megabytes before the cap is checked.
     """
 
-    max_attempts: int = 4
-    initial_backoff: float = 0.25
-    max_backoff: float = 4.0
-    max_retry_after: float = 10.0
-    deadline: float = 30.0
-    attempt_timeout: float = 10.0
+    def __init__(self, content_encoding: str, limit: int = MAX_ANSWER_BYTES) -> None:
+        encoding = content_encoding.strip().lower()
+        self._inflater: Any = None
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
+        elif encoding not in ("", "identity"):
+            raise httpx.DecodingError(f"unsupported Content-Encoding {encoding[:40]!r}")
+        self._limit = limit
+        self._body = bytearray()
 
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise InvalidArgumentError("max_attempts must be at least 1")
-        for name in ("initial_backoff", "max_backoff", "max_retry_after"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                raise InvalidArgumentError(f"{name} must be a finite number >= 0")
-        if not self.deadline > 0 or not self.attempt_timeout > 0:
-            raise InvalidArgumentError("deadline and attempt_timeout must be > 0")
-
-    def backoff(self, retry_number: int, uniform: Callable[[], float] = random.random) -> float:
-        """Delay before retry number ``retry_number`` (1 for the first retry), jittered.
-
-        "Equal jitter": half the exponential delay is kept, the other half is random, so
-        clients that failed together spread out without ever retrying at once.
-        """
-        ceiling = min(self.max_backoff, self.initial_backoff * 2.0 ** (retry_number - 1))
-        return ceiling / 2.0 + uniform() * ceiling / 2.0
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or ``None``."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
+    def feed(self, chunk: bytes) -> None:
+        if self._inflater is None:
+            self._append(chunk)
+            return
         try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+            while chunk:
+                self._append(self._inflater.decompress(chunk, self._limit + 1 - len(self._body)))
+                chunk = self._inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise httpx.DecodingError("broken compressed body") from exc
+
+    def _append(self, data: bytes) -> None:
+        self._body += data
+        if len(self._body) > self._limit:
+            raise _AnswerTooLarge
+
+    def value(self) -> bytes:
+        if self._inflater is not None:
+            with contextlib.suppress(zlib.error):
+                self._append(self._inflater.flush())
+        return bytes(self._body)
 
 
-class _RetrySchedule:
-    """The sans-I/O half of the retry loop, shared by the async and the sync request."""
-
-    def __init__(self, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> None:
-        self.policy = policy
-        self._clock = clock
-        self._deadline = clock() + policy.deadline
-        self.attempts = 0
-
-    def attempt_timeout(self) -> float:
-        self.attempts += 1
-        return max(0.001, min(self.policy.attempt_timeout, self._deadline - self._clock()))
-
-    def delay_before_retry(self, error: AnunziError) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` to give up with ``error``."""
-        if not isinstance(error, (RateLimitedError, ServerError, NetworkError)):
-            return None
-        if self.attempts >= self.policy.max_attempts:
-            return None
-        delay = self.policy.backoff(self.attempts)
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.policy.max_retry_after))
-        if self._clock() + delay >= self._deadline:
-            return None
-        return delay
-
-
-def _error_for_response(response: httpx.Response, assistant_id: str) -> AnunziError | None:
-    status = response.status_code
-    if status == 200:
-        return None
-    if status == 400:
-        return BadRequestError("the token route answered HTTP 400 (bad request)")
-    if status == 401:
-        return AuthenticationError("the API key was refused (HTTP 401): check it")
-    if status == 403:
-        return PermissionDeniedError(
-            f"the API key may not use assistant {assistant_id!r} (HTTP 403)"
-        )
-    if status == 404:
-        return AssistantNotFoundError(assistant_id)
-    if status == 429:
-        return RateLimitedError(
-            "the token route is rate limiting this client (HTTP 429)",
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
-    if 500 <= status <= 599:
-        return ServerError(f"the token route failed with HTTP {status}", status=status)
-    return RemoteProtocolError(f"the token route answered an unexpected HTTP {status}")
-
-
-def _network_error(exc: httpx.TransportError, url: str) -> NetworkError:
-    host = urlsplit(url).hostname
-    what = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-    return NetworkError(f"request to {host} {what}: {type(exc).__name__}")
-
-
-def _prepare(
-    assistant_id: str, api_key: str | None, base_url: str
-) -> tuple[str, dict[str, str]]:
-    url = token_route_url(assistant_id, base_url)
-    key = _validate_api_key(api_key)
-    register_secret(key)
-    return url, {"Authorization": f"Bearer {key}", "Accept": "application/json"}
-
-
-def _final_error(error: AnunziError, attempts: int) -> AnunziError:
-    if attempts > 1 and isinstance(error, (RateLimitedError, ServerError, NetworkError)):
-        error.args = (f"{error.args[0]} (after {attempts} attempts)",)
-    return error
-
-
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context for the whole process.
-
-    Loading the CA bundle costs about 20 ms of CPU; a context per request would pay it on every
-    session start. ``SSLContext`` objects are safe to share once configured.
-    """
-    return httpx.create_ssl_context()
+# --- the exchange, without I/O ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -402,7 +246,7 @@ class _Get:
     """Step of :func:`_token_exchange`: perform this GET and send back what happened."""
 
     url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # the Authorization header is a secret
     timeout: float
 
 
@@ -413,7 +257,40 @@ class _Wait:
     seconds: float
 
 
-_Outcome: TypeAlias = "httpx.Response | httpx.HTTPError | None"
+# What an attempt ends with: the answer (its body read, under the cap), or why there is none.
+_Outcome: TypeAlias = "httpx.Response | httpx.HTTPError | AnunziError | None"
+
+
+def _error_of(outcome: httpx.Response | httpx.HTTPError | AnunziError, url: str,
+              assistant_id: str) -> AnunziError | None:
+    if isinstance(outcome, AnunziError):
+        return outcome
+    if isinstance(outcome, httpx.Response):
+        return error_for_token_status(
+            outcome.status_code, assistant_id=assistant_id,
+            retry_after=parse_retry_after(outcome.headers.get("Retry-After")))
+    error: AnunziError
+    if isinstance(outcome, httpx.TransportError):
+        error = _network_error(outcome, url)
+    else:  # a body httpx cannot decode (e.g. broken gzip) or another peer-caused HTTP error
+        detail = MSG_UNDECODABLE if isinstance(outcome, httpx.DecodingError) else (
+            "the token route's answer was not usable")
+        error = RemoteProtocolError(f"{detail}: {type(outcome).__name__}")
+    error.__cause__ = outcome
+    return error
+
+
+def _network_error(exc: httpx.TransportError, url: str) -> NetworkError:
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    what = describe_network_failure(exc)
+    if certificate_failure(exc) is not None:
+        return CertificateError(f"request to {where} failed: {what}")
+    proxy = environment_proxy(parts.scheme, parts.hostname)
+    if proxy is not None:
+        return NetworkError(f"request to {where} via the proxy {proxy} failed: {what} "
+                            "(set no_proxy to bypass it)")
+    return NetworkError(f"request to {where} failed: {what}")
 
 
 def _token_exchange(
@@ -421,29 +298,22 @@ def _token_exchange(
 ) -> Generator[_Get | _Wait, _Outcome, SessionURL]:
     """The whole retry loop without I/O, shared by the async and the sync request.
 
-    Yields the next step; is sent the response (or the httpx error) of each GET; returns
-    the session URL or raises the final error.
+    Yields the next step; is sent the outcome of each GET; returns the session URL or raises
+    the final error.
     """
-    schedule = _RetrySchedule(policy)
+    schedule = RetrySchedule(policy)
     while True:
         outcome = yield _Get(url, headers, schedule.attempt_timeout())
-        if isinstance(outcome, httpx.Response):
-            error = _error_for_response(outcome, assistant_id)
-            if error is None:
-                return _parse_session_url(outcome)
-        elif isinstance(outcome, httpx.TransportError):
-            error = _network_error(outcome, url)
-            error.__cause__ = outcome
-        else:
-            # A body httpx cannot decode (e.g. broken gzip) or another peer-caused HTTP error.
-            assert isinstance(outcome, httpx.HTTPError)
-            detail = MSG_UNDECODABLE if isinstance(outcome, httpx.DecodingError) else (
-                "the token route's answer was not usable")
-            error = RemoteProtocolError(f"{detail}: {type(outcome).__name__}")
-            error.__cause__ = outcome
+        assert outcome is not None
+        error = _error_of(outcome, url, assistant_id)
+        if error is None:
+            assert isinstance(outcome, httpx.Response)
+            return _parse_session_url(outcome.content, url)
         delay = schedule.delay_before_retry(error)
         if delay is None:
-            raise _final_error(error, schedule.attempts)
+            if schedule.attempts > 1 and error.args:
+                error.args = (f"{error.args[0]} (after {schedule.attempts} attempts)",)
+            raise error
         _logger.debug("token request attempt %d failed (%s); retrying in %.2fs",
                       schedule.attempts, error, delay)
         yield _Wait(delay)
@@ -453,41 +323,136 @@ def _attempt_timed_out() -> httpx.TimeoutException:
     return httpx.TimeoutException("the attempt ran out of time")
 
 
+def _body_of(response: httpx.Response) -> _CappedBody | None:
+    """The body of a response already in memory (e.g. from a mock transport), else None."""
+    if not response.is_stream_consumed:
+        return None
+    body = _CappedBody("")  # httpx decoded it when it read it
+    body.feed(response.content)
+    return body
+
+
+def _answer(response: httpx.Response, body: bytes) -> httpx.Response:
+    # The body is decoded already: the new response must not decode it again.
+    headers = response.headers.copy()
+    headers.pop("Content-Encoding", None)
+    return httpx.Response(response.status_code, headers=headers, content=body,
+                          request=response.request)
+
+
+# --- the two twins ----------------------------------------------------------------------------
+
+
+def _prepare(
+    assistant_id: str, api_key: str | None, base_url: str
+) -> tuple[str, dict[str, str]]:
+    install_log_redaction()
+    url = token_route_url(assistant_id, base_url)
+    key = _validate_api_key(api_key)
+    register_secret(key)
+    # identity: the answer is tiny, and a compressed one would have to be inflated to be capped.
+    return url, {"Authorization": f"Bearer {key}", "Accept": "application/json",
+                 "Accept-Encoding": "identity"}
+
+
+def _client_options(url: str) -> dict[str, Any]:
+    # Loopback never goes through a proxy: *_proxy variables are common on CI and corporate
+    # machines, and a local emulator is never behind one.
+    return {"follow_redirects": False, "verify": shared_ssl_context(),
+            "trust_env": not is_loopback_host(urlsplit(url).hostname)}
+
+
 async def _get_async(client: httpx.AsyncClient, step: _Get) -> _Outcome:
     """One attempt, bounded as a whole: httpx's timeouts only bound each phase or read."""
     try:
-        return await asyncio.wait_for(
-            client.get(step.url, headers=step.headers, timeout=step.timeout), step.timeout)
-    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        async with asyncio.timeout(step.timeout):
+            async with client.stream("GET", step.url, headers=step.headers,
+                                     timeout=step.timeout) as response:
+                body = _body_of(response)
+                if body is None:
+                    body = _CappedBody(response.headers.get("Content-Encoding", ""))
+                    async for chunk in response.aiter_raw():
+                        body.feed(chunk)
+                return _answer(response, body.value())
+    except TimeoutError:
         return _attempt_timed_out()
+    except _AnswerTooLarge:
+        return RemoteProtocolError(MSG_TOO_LARGE)
     except httpx.HTTPError as exc:
         return exc
 
 
-def _get_sync(
-    client: httpx.Client, step: _Get, clock: Callable[[], float] = time.monotonic
-) -> _Outcome:
-    """One attempt, its body streamed so that the clock is checked between chunks.
+class _SocketWatchdog:
+    """Shuts an attempt's socket down at its deadline, so that a blocked read returns.
 
-    A peer dripping its answer is stopped at the attempt's end; a single read that stalls
-    still waits up to ``step.timeout`` (the budget left), so the worst case is under twice it.
+    A blocking read cannot be cancelled, and httpx's timeouts bound each read, not the answer:
+    a peer dripping its headers a byte at a time would hold the sync twin for ever. The socket
+    is learnt from httpcore's trace hook when the connection opens; shutting it down (not
+    closing it, which the reading thread still owns) makes the read return at once.
     """
-    ends_at = clock() + step.timeout
-    try:
-        with client.stream("GET", step.url, headers=step.headers,
-                           timeout=step.timeout) as streamed:
-            body = bytearray()
-            for chunk in streamed.iter_bytes():
-                body += chunk
-                if clock() >= ends_at:
-                    return _attempt_timed_out()
-        # The body is decoded already: the new response must not decode it again.
-        headers = streamed.headers.copy()
-        headers.pop("Content-Encoding", None)
-        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body),
-                              request=streamed.request)
-    except httpx.HTTPError as exc:
-        return exc
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _SocketWatchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._socket = sock
+                if self.fired:
+                    _shut_down(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._socket is not None:
+                _shut_down(self._socket)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    # A second socket object over the same descriptor: shutdown() reaches the connection
+    # whatever wraps it (TLS included), and detach() leaves the descriptor to its owner.
+    with contextlib.suppress(OSError, ValueError):
+        twin = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+        try:
+            twin.shutdown(socket.SHUT_RDWR)
+        finally:
+            twin.detach()
+
+
+def _get_sync(client: httpx.Client, step: _Get) -> _Outcome:
+    """One attempt, its time bounded as a whole by a :class:`_SocketWatchdog`."""
+    ends_at = time.monotonic() + step.timeout
+    with _SocketWatchdog(step.timeout) as watchdog:
+        try:
+            with client.stream("GET", step.url, headers=step.headers, timeout=step.timeout,
+                               extensions={"trace": watchdog.trace}) as response:
+                body = _body_of(response)
+                if body is None:
+                    body = _CappedBody(response.headers.get("Content-Encoding", ""))
+                    for chunk in response.iter_raw():
+                        body.feed(chunk)
+                        if time.monotonic() >= ends_at:  # a connection the watchdog did not see
+                            return _attempt_timed_out()
+                return _answer(response, body.value())
+        except _AnswerTooLarge:
+            return RemoteProtocolError(MSG_TOO_LARGE)
+        except httpx.HTTPError as exc:
+            return _attempt_timed_out() if watchdog.fired else exc
 
 
 # Indirection so tests can observe waits without slowing down or patching asyncio itself.
@@ -516,16 +481,17 @@ async def request_session_url(
         The session URL, a ``str`` whose repr hides its token. Use it for one connection.
 
     Raises:
-        InvalidArgumentError: Before any I/O, for a missing or malformed key or id.
+        InvalidArgumentError: Before any I/O, for a missing or malformed key, id or base URL.
         AuthenticationError, PermissionDeniedError, AssistantNotFoundError, BadRequestError:
             For HTTP 401, 403, 404 and 400; never retried.
-        RateLimitedError, ServerError, NetworkError: When retries ran out.
-        RemoteProtocolError: For an answer that is not the documented JSON.
+        RateLimitedError, ServerError, NetworkError: When retries or the deadline ran out.
+        CertificateError: The service's certificate failed verification (not retried).
+        RemoteProtocolError: For an answer that is not the documented JSON, is larger than
+            :data:`MAX_ANSWER_BYTES`, or hands a plain ``ws://`` URL to an ``https`` request.
     """
     url, headers = _prepare(assistant_id, api_key, base_url)
     exchange = _token_exchange(assistant_id, url, headers, retry or RetryPolicy())
-    client = http_client or httpx.AsyncClient(follow_redirects=False,
-                                              verify=shared_ssl_context())
+    client = http_client or httpx.AsyncClient(**_client_options(url))
     try:
         step = next(exchange)
         while True:
@@ -552,12 +518,12 @@ def request_session_url_sync(
 ) -> SessionURL:
     """Blocking twin of :func:`request_session_url`, with the same arguments and errors.
 
-    The deadline is checked between received chunks of the answer: a single read that stalls
-    can overrun it by up to the budget that was left when the attempt began.
+    The same total deadline holds: each attempt's socket is shut down when its time is up,
+    however slowly the peer sends its headers or body.
     """
     url, headers = _prepare(assistant_id, api_key, base_url)
     exchange = _token_exchange(assistant_id, url, headers, retry or RetryPolicy())
-    client = http_client or httpx.Client(follow_redirects=False, verify=shared_ssl_context())
+    client = http_client or httpx.Client(**_client_options(url))
     try:
         step = next(exchange)
         while True:
@@ -572,3 +538,4 @@ def request_session_url_sync(
     finally:
         if http_client is None:
             client.close()
+

@@ -23,30 +23,41 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from ._native import float_to_pcm16
-from .auth import API_KEY_ENV, DEFAULT_BASE_URL, redact, request_session_url
+from ._redact import install_log_redaction, redact
+from .audio import CallRecorder, resample_pcm16
+from .auth import API_KEY_ENV, DEFAULT_BASE_URL, request_session_url
 from .client import Call, connect
 from .devices import Microphone, Speaker
 from .emulator import DEFAULT_API_KEY, Emulator, Fault
 from .errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     AnunziError,
-    AssistantNotFoundError,
-    CallerError,
-    CredentialsError,
     InvalidArgumentError,
     SessionClosedError,
+    exit_code_for,
 )
 from .protocol import AGENT_SAMPLE_RATE, CLIENT_SAMPLE_RATE, AgentAudio
 from .wav import WavAudio, read_wav, write_wav
 
-__all__ = ["EXIT_CREDENTIALS", "EXIT_NETWORK", "EXIT_OK", "EXIT_USAGE", "exit_code_for", "main"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_CREDENTIALS = 3
-EXIT_NETWORK = 4
-EXIT_INTERNAL = 1
-EXIT_INTERRUPTED = 130
+__all__ = [
+    "CallOptions",
+    "CallResult",
+    "StatusLine",
+    "build_parser",
+    "check_outputs",
+    "check_writable",
+    "command_call",
+    "command_demo",
+    "command_serve",
+    "exit_code_for",
+    "load_input",
+    "main",
+    "print_summary",
+    "run_call",
+    "write_output",
+]
 
 TICK_SECONDS = 0.020  # one microphone block, the pacing unit of real-time sending
 DEMO_ASSISTANT = "demo"
@@ -67,56 +78,6 @@ class CallOptions:
     pace: str = "realtime"
     idle_timeout: float = 5.0
     max_duration: float | None = None
-
-
-class Recorder:
-    """Both sides on one 48 kHz stereo timeline: user left, agent right.
-
-    Each chunk is placed at the moment it was sent or received, but never over the previous
-    chunk of its side, so a side's audio is continuous like played-back audio.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._t0 = clock()
-        self._segments: tuple[list[tuple[int, npt.NDArray[np.int16]]], ...] = ([], [])
-        self._cursor = [0, 0]
-        self._upsampler: Any = None
-
-    def add_user(self, pcm16_48k: npt.NDArray[np.int16]) -> None:
-        # Sent now, so it was captured during the block before.
-        self._place(0, np.array(pcm16_48k), self._clock(), len(pcm16_48k))
-
-    def add_agent(self, pcm16_16k: npt.NDArray[np.int16]) -> None:
-        from .resampler import ResampleStream
-
-        if self._upsampler is None:
-            self._upsampler = ResampleStream(AGENT_SAMPLE_RATE, CLIENT_SAMPLE_RATE, 1,
-                                             dtype="int16", quality="HQ")
-        # The stream's output is not shifted, but it holds back its filter delay: what comes
-        # out now starts with the held-back end of the previous chunks, which belongs that
-        # many samples before this chunk's arrival.
-        held_back = round(self._upsampler.delay())
-        upsampled = self._upsampler.resample_chunk(np.ascontiguousarray(pcm16_16k))
-        self._place(1, np.asarray(upsampled, np.int16), self._clock(), held_back)
-
-    def _place(self, side: int, samples: npt.NDArray[np.int16], at: float, lead: int) -> None:
-        position = max(self._cursor[side], round((at - self._t0) * CLIENT_SAMPLE_RATE) - lead)
-        self._segments[side].append((position, samples))
-        self._cursor[side] = position + len(samples)
-
-    def write(self, path: str) -> None:
-        """Write the stereo PCM16 WAV (after flushing what the agent's upsampler holds)."""
-        if self._upsampler is not None:
-            tail = self._upsampler.resample_chunk(np.zeros(0, np.int16), last=True)
-            self._upsampler = None
-            # Right after the rest: it is the end of the last chunk.
-            self._place(1, np.asarray(tail, np.int16), self._t0, 0)
-        stereo = np.zeros((max(self._cursor), 2), np.int16)
-        for side, segments in enumerate(self._segments):
-            for position, samples in segments:
-                stereo[position : position + len(samples), side] = samples
-        write_wav(path, stereo, CLIENT_SAMPLE_RATE)
 
 
 @dataclass
@@ -198,7 +159,7 @@ async def run_call(
     """
     wav = load_input(options.input)
     check_outputs(options)
-    recorder = Recorder() if options.record else None
+    recorder = CallRecorder() if options.record else None
     use_speaker = options.output == "speaker"
     call = open_call(
         playback_rate=CLIENT_SAMPLE_RATE if use_speaker else AGENT_SAMPLE_RATE,
@@ -317,14 +278,8 @@ async def _next_block(mic: Microphone, receiver: asyncio.Task[None]) -> Any:
 
 def write_output(path: str, agent: npt.NDArray[np.int16], output_rate: int | None) -> None:
     """The agent's audio as received (PCM16 16 kHz), or resampled to ``output_rate``."""
-    if output_rate is None or output_rate == AGENT_SAMPLE_RATE:
-        write_wav(path, agent, AGENT_SAMPLE_RATE)
-        return
-    from .resampler import resample
-
-    resampled = resample(agent.astype(np.float32) / 32768.0, AGENT_SAMPLE_RATE, output_rate)
-    write_wav(path, float_to_pcm16(np.ascontiguousarray(resampled, np.float32)),
-              output_rate)
+    rate = output_rate or AGENT_SAMPLE_RATE
+    write_wav(path, resample_pcm16(agent, AGENT_SAMPLE_RATE, rate), rate)
 
 
 def print_summary(result: CallResult, out: TextIO) -> None:
@@ -473,21 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def exit_code_for(error: AnunziError) -> int:
-    """The exit code of a failure, by whose fault it is."""
-    if isinstance(error, (CredentialsError, AssistantNotFoundError)):
-        return EXIT_CREDENTIALS
-    if isinstance(error, CallerError) and not isinstance(error, SessionClosedError):
-        return EXIT_USAGE
-    return EXIT_NETWORK
-
-
 _COMMANDS = {"demo": command_demo, "call": command_call, "serve": command_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    install_log_redaction()
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from ._native import JitterBuffer
 from .errors import AudioDeviceError, InvalidArgumentError
 
-__all__ = ["Microphone", "Speaker", "load_sounddevice"]
+__all__ = ["AudioStream", "Microphone", "Speaker", "load_sounddevice"]
 
 INSTALL_HINT = (
     "live audio needs the optional 'sounddevice' package and PortAudio: "

@@ -28,9 +28,15 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ..auth import install_log_redaction
+from .._redact import install_log_redaction
 from ..errors import InvalidArgumentError
-from ..protocol import AGENT_SAMPLE_RATE, TYPE_AGENT_READY, TYPE_CLIENT_READY
+from ..protocol import (
+    AGENT_SAMPLE_RATE,
+    ClientReady,
+    SessionProtocol,
+    Side,
+    UserAudio,
+)
 from .agent import EchoAgent, default_greeting
 from .tokens import SessionGrant, TokenStore
 
@@ -43,15 +49,16 @@ FRAME_SECONDS = 0.020
 FRAME_SAMPLES = int(AGENT_SAMPLE_RATE * FRAME_SECONDS)
 # Odd on purpose, and not a multiple of anything the client might align to.
 ODD_FRAME_BYTES = 641
-# Answers held until status_client_ready, at most this much audio (the oldest dropped first).
-HELD_REPLY_SAMPLES = 30 * AGENT_SAMPLE_RATE
+# Answers waiting to be spoken (also those held until status_client_ready): at most this much
+# audio, the oldest dropped first, so memory stays bounded whatever the client sends.
+QUEUED_REPLY_SAMPLES = 30 * AGENT_SAMPLE_RATE
 
 Pace = Literal["realtime", "fast"]
 
 _logger = logging.getLogger("anunzi_fast.emulator")
 
 
-class Fault(str, enum.Enum):
+class Fault(enum.StrEnum):
     """Misbehaviours, selected by using the value as the assistant id."""
 
     SLOW_READY = "slow-ready"
@@ -72,13 +79,8 @@ class Fault(str, enum.Enum):
     """The token route answers 403: the key may not use this assistant."""
     BAD_BODY = "bad-body"
     """The token route answers 200 with a body that is not the documented JSON."""
-
-    # A fault is used where an assistant id goes, so it must format as its bare value.
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+    NEVER_READY = "never-ready"
+    """``status_agent_ready`` is never sent (the client's ``agent_ready_timeout`` ends it)."""
 
 
 class SessionRecord:
@@ -86,31 +88,46 @@ class SessionRecord:
 
     Attributes:
         assistant_id: The assistant of the session.
+        protocol: The server side of the session's protocol (its counters are the truth).
         received: Every byte of user audio, in order (only if the emulator records audio).
         sent: Every byte of agent audio, in order (only if recording).
-        bytes_received: Count of user audio bytes.
-        bytes_sent: Count of agent audio bytes.
-        client_ready: Whether ``status_client_ready`` arrived.
         client_ready_after_bytes: User audio bytes received before ``status_client_ready``.
-        text_messages: Every text message received.
+        text_messages: Every text message received (the first 100).
         utterances: User utterances answered.
+        replies_dropped: Answers dropped because more than 30 s of them were waiting.
         close_code: The close code once the session ended.
         closed: Set when the session ended.
     """
 
+    MAX_TEXT_MESSAGES = 100
+
     def __init__(self, assistant_id: str, *, record_audio: bool) -> None:
         self.assistant_id = assistant_id
         self.record_audio = record_audio
+        self.protocol = SessionProtocol(Side.SERVER)
         self.received = bytearray()
         self.sent = bytearray()
-        self.bytes_received = 0
-        self.bytes_sent = 0
-        self.client_ready = False
         self.client_ready_after_bytes: int | None = None
         self.text_messages: list[str] = []
         self.utterances = 0
+        self.replies_dropped = 0
         self.close_code: int | None = None
         self.closed = asyncio.Event()
+
+    @property
+    def bytes_received(self) -> int:
+        """User audio bytes received."""
+        return self.protocol.bytes_received
+
+    @property
+    def bytes_sent(self) -> int:
+        """Agent audio bytes sent."""
+        return self.protocol.bytes_sent
+
+    @property
+    def client_ready(self) -> bool:
+        """Whether ``status_client_ready`` arrived."""
+        return self.protocol.peer_ready
 
     def __repr__(self) -> str:
         return (
@@ -118,6 +135,39 @@ class SessionRecord:
             f"bytes_received={self.bytes_received}, bytes_sent={self.bytes_sent}, "
             f"close_code={self.close_code})"
         )
+
+
+class _Replies:
+    """Answers waiting to be spoken, bounded in samples (the oldest dropped first)."""
+
+    def __init__(self, record: SessionRecord, max_samples: int = QUEUED_REPLY_SAMPLES) -> None:
+        self._items: collections.deque[npt.NDArray[np.int16]] = collections.deque()
+        self._samples = 0
+        self._max_samples = max_samples
+        self._record = record
+        self._ready = asyncio.Event()
+
+    def put(self, audio: npt.NDArray[np.int16]) -> None:
+        self._items.append(audio)
+        self._samples += len(audio)
+        while self._samples > self._max_samples and len(self._items) > 1:
+            self._samples -= len(self._items.popleft())
+            self._record.replies_dropped += 1
+        self._ready.set()
+
+    def take_all(self) -> list[npt.NDArray[np.int16]]:
+        items = list(self._items)
+        self._items.clear()
+        self._samples = 0
+        return items
+
+    async def get(self) -> npt.NDArray[np.int16]:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        audio = self._items.popleft()
+        self._samples -= len(audio)
+        return audio
 
 
 class Emulator:
@@ -319,44 +369,39 @@ class Emulator:
         grant = self._grants.pop(connection)
         fault = _fault_of(grant.assistant_id)
         record = SessionRecord(grant.assistant_id, record_audio=self.record_audio)
+        protocol = record.protocol
         self.sessions.append(record)
-        speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
+        # status_client_ready is what allows the agent to speak: answers to speech heard before
+        # it are held, and follow the greeting.
+        held, speech = _Replies(record), _Replies(record)
         speaker = asyncio.create_task(self._speak(connection, speech, record, fault))
         agent = EchoAgent()
-        # status_client_ready is what allows the agent to speak: answers to speech heard before
-        # it wait, and follow the greeting.
-        held: collections.deque[npt.NDArray[np.int16]] = collections.deque()
-        carry = b""
         try:
             if fault is Fault.SLOW_READY:
                 await asyncio.sleep(self.slow_ready_delay)
             if fault is Fault.EXTRA_EVENTS:
                 await connection.send(json.dumps({"type": "emulator_notice", "n": 1}))
-            await connection.send(json.dumps({"type": TYPE_AGENT_READY}))
+            if fault is not Fault.NEVER_READY:
+                await connection.send(protocol.encode_agent_ready())
             async for message in connection:
                 if isinstance(message, str):
-                    record.text_messages.append(message)
-                    if _is_client_ready(message) and not record.client_ready:
-                        record.client_ready = True
-                        record.client_ready_after_bytes = record.bytes_received
-                        speech.put_nowait(self.greeting)
-                        while held:
-                            speech.put_nowait(held.popleft())
+                    if len(record.text_messages) < record.MAX_TEXT_MESSAGES:
+                        record.text_messages.append(message)
+                    was_ready = protocol.peer_ready
+                    events = protocol.receive_text(message)
+                    if not was_ready and any(isinstance(e, ClientReady) for e in events):
+                        record.client_ready_after_bytes = protocol.bytes_received
+                        speech.put(self.greeting)
+                        for reply in held.take_all():
+                            speech.put(reply)
                     continue
-                record.bytes_received += len(message)
                 if record.record_audio:
                     record.received += message
-                data = carry + message if carry else message
-                usable = len(data) - len(data) % 2
-                carry = data[usable:]
-                for reply in agent.receive(_pcm16(data[:usable])):
-                    record.utterances += 1
-                    if record.client_ready:
-                        speech.put_nowait(reply)
-                    else:
-                        held.append(reply)
-                        while sum(map(len, held)) > HELD_REPLY_SAMPLES:
-                            held.popleft()  # bounded memory whatever the client sends
+                for event in protocol.receive_binary(message):
+                    assert isinstance(event, UserAudio)
+                    for reply in agent.receive(event.samples):
+                        record.utterances += 1
+                        (speech if protocol.peer_ready else held).put(reply)
         except ConnectionClosed:
             pass
         finally:
@@ -369,24 +414,29 @@ class Emulator:
     async def _speak(
         self,
         connection: ServerConnection,
-        speech: asyncio.Queue[npt.NDArray[np.int16]],
+        speech: _Replies,
         record: SessionRecord,
         fault: Fault | None,
     ) -> None:
         loop = asyncio.get_running_loop()
         next_frame_at = loop.time()
         first = True
+        protocol = record.protocol
         try:
             while True:
                 audio = await speech.get()
-                payload = audio.astype("<i2").tobytes()
-                step = ODD_FRAME_BYTES if fault is Fault.ODD_FRAMES else FRAME_SAMPLES * 2
+                frames: Iterable[memoryview]
+                if fault is Fault.ODD_FRAMES:
+                    payload = protocol.encode_audio(audio)
+                    frames = [payload[at : at + ODD_FRAME_BYTES]
+                              for at in range(0, len(payload), ODD_FRAME_BYTES)]
+                else:  # encoded (and counted) frame by frame, as each goes out
+                    frames = (protocol.encode_audio(audio[at : at + FRAME_SAMPLES])
+                              for at in range(0, len(audio), FRAME_SAMPLES))
                 # After a pause, speak now rather than catching up on the silent time.
                 next_frame_at = max(next_frame_at, loop.time())
-                for offset in range(0, len(payload), step):
-                    frame = payload[offset : offset + step]
+                for frame in frames:
                     await connection.send(frame)
-                    record.bytes_sent += len(frame)
                     if record.record_audio:
                         record.sent += frame
                     if self.pace == "realtime":
@@ -416,16 +466,3 @@ def _fault_of(assistant_id: str) -> Fault | None:
 def _is_upgrade(request: Request) -> bool:
     tokens = ",".join(request.headers.get_all("Upgrade")).split(",")
     return any(token.strip().lower() == "websocket" for token in tokens)
-
-
-def _is_client_ready(message: str) -> bool:
-    try:
-        data = json.loads(message)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and data.get("type") == TYPE_CLIENT_READY
-
-
-def _pcm16(data: bytes) -> npt.NDArray[np.int16]:
-    # A read-only view of the message on little-endian machines; a copy only elsewhere.
-    return np.frombuffer(data, "<i2").astype(np.int16, copy=False)

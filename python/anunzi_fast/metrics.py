@@ -1,0 +1,116 @@
+"""Call metrics, and the turn clock that measures response latency.
+
+:class:`CallMetrics` holds what users ask of a call; :class:`TurnClock` maps the end of each
+user utterance (an energy VAD on what was sent) to the start of the agent's next reply.
+Neither does I/O: the client feeds them what it sends and receives, with the times.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from .protocol import AGENT_SAMPLE_RATE, CLIENT_SAMPLE_RATE
+from .vad import EnergyVad, SpeechEnded
+
+__all__ = ["CallMetrics", "TurnClock"]
+
+
+@dataclass
+class CallMetrics:
+    """Figures users ask for; times in seconds, measured with ``time.monotonic``.
+
+    Attributes:
+        agent_ready_after: From the start of :meth:`Call.open` to ``status_agent_ready``.
+        first_audio_after: From the start of :meth:`Call.open` to the first agent audio.
+        turn_latencies: Per user turn, from the end of the user's speech (energy VAD on what
+            was sent) to the first agent audio after it.
+        samples_sent: User samples sent, at 48 kHz.
+        samples_received: Agent samples received, at 16 kHz.
+        underruns: Times the jitter buffer ran dry while playing (read from its stats).
+        reconnects: Reconnections after abnormal closes.
+        events_dropped: Events dropped from a full event queue (the oldest first), because
+            the application did not iterate the call fast enough; the jitter buffer and
+            these metrics still saw every event.
+        event_bytes_dropped: The audio and text bytes those dropped events held.
+    """
+
+    agent_ready_after: float | None = None
+    first_audio_after: float | None = None
+    turn_latencies: list[float] = field(default_factory=list)
+    samples_sent: int = 0
+    samples_received: int = 0
+    underruns: int = 0
+    reconnects: int = 0
+    events_dropped: int = 0
+    event_bytes_dropped: int = 0
+
+    @property
+    def seconds_sent(self) -> float:
+        """Duration of the user audio sent."""
+        return self.samples_sent / CLIENT_SAMPLE_RATE
+
+    @property
+    def seconds_received(self) -> float:
+        """Duration of the agent audio received."""
+        return self.samples_received / AGENT_SAMPLE_RATE
+
+
+class TurnClock:
+    """Maps the end of each user utterance to the start of the agent's next reply.
+
+    A reply starts with agent audio arriving after at least ``REPLY_GAP`` seconds without any:
+    audio that merely continues what the agent was already saying is not an answer. Latencies
+    are appended to ``latencies`` (typically :attr:`CallMetrics.turn_latencies`).
+    """
+
+    # Enough history to resolve a turn ended up to a few minutes ago; bounded memory.
+    HISTORY = 4096
+    # Real-time agents send a frame every 20 ms; a pause five times longer is a new reply.
+    REPLY_GAP = 0.1
+
+    def __init__(self, latencies: list[float]) -> None:
+        self.latencies = latencies
+        self._vad = EnergyVad(CLIENT_SAMPLE_RATE)
+        self._sent: collections.deque[tuple[int, float]] = collections.deque(maxlen=self.HISTORY)
+        self._sent_total = 0
+        self._reply_starts: collections.deque[float] = collections.deque(maxlen=self.HISTORY)
+        self._last_arrival = -float("inf")
+        self._waiting_since: float | None = None
+
+    def on_sent(self, pcm16: npt.NDArray[np.int16], sent_at: float) -> None:
+        """The user audio ``pcm16`` (48 kHz) left at ``sent_at``."""
+        self._sent_total += len(pcm16)
+        self._sent.append((self._sent_total, sent_at))
+        for event in self._vad.process(pcm16):
+            if isinstance(event, SpeechEnded):
+                self._speech_ended(self._time_of_sample(event.sample - 1))
+
+    def on_agent_audio(self, arrived_at: float) -> None:
+        """Agent audio arrived (or, for playout timing, was heard) at ``arrived_at``."""
+        starts_reply = arrived_at - self._last_arrival >= self.REPLY_GAP
+        self._last_arrival = arrived_at
+        if not starts_reply:
+            return
+        self._reply_starts.append(arrived_at)
+        if self._waiting_since is not None:
+            self.latencies.append(arrived_at - self._waiting_since)
+            self._waiting_since = None
+
+    def _time_of_sample(self, index: int) -> float:
+        # The time the frame holding that sample left: the last moment the speech was known.
+        for end, sent_at in self._sent:
+            if index < end:
+                return sent_at
+        return self._sent[-1][1]
+
+    def _speech_ended(self, ended_at: float) -> None:
+        # The agent may answer before our VAD's hangover confirms the end of the turn.
+        reply = next((t for t in self._reply_starts if t >= ended_at), None)
+        if reply is not None:
+            self.latencies.append(reply - ended_at)
+        else:
+            self._waiting_since = ended_at
