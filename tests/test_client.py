@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 from anunzi_fast.auth import RetryPolicy
-from anunzi_fast.client import Call, CallEvent, Reconnected, connect
+from anunzi_fast.client import CLOSE_MARGIN, Call, CallEvent, CallState, Reconnected, connect
 from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator, Fault, SessionRecord, default_greeting
 from anunzi_fast.errors import (
+    AgentNotReadyError,
+    AnunziError,
     ConnectionLostError,
     CredentialsError,
     InvalidArgumentError,
@@ -193,9 +199,10 @@ async def test_metrics_and_turn_latency() -> None:
         assert metrics.seconds_sent == pytest.approx(1.2, abs=0.03)
 
 
-async def test_odd_frames_keep_sample_alignment(emulator: Emulator) -> None:
+@pytest.mark.parametrize("fault", [Fault.ODD_FRAMES, Fault.RAGGED_FRAMES])
+async def test_odd_frames_keep_sample_alignment(emulator: Emulator, fault: Fault) -> None:
     async with timeout(TEST_TIMEOUT):
-        async with open_call(emulator, Fault.ODD_FRAMES) as call:
+        async with open_call(emulator, fault) as call:
             await call.send_client_ready()
             received, _ = await collect_audio(call, GREETING_SAMPLES)
         assert received.tobytes() == default_greeting().tobytes()
@@ -594,3 +601,164 @@ async def test_open_after_a_failed_open_is_a_caller_error(emulator: Emulator) ->
             await call.open()
         with pytest.raises(InvalidArgumentError, match="opens once"):
             await call.open()
+
+
+# --- hostile peers and careless callers ----------------------------------------------------
+
+
+class StalledServer:
+    """A WebSocket server that greets, then never reads again: the client's sends pile up."""
+
+    def __init__(self) -> None:
+        self.server: Any = None
+
+    async def __aenter__(self) -> str:
+        from websockets.asyncio.server import ServerConnection, serve
+
+        async def handler(connection: ServerConnection) -> None:
+            await connection.send('{"type": "status_agent_ready"}')
+            connection.transport.pause_reading()
+            await asyncio.Event().wait()  # until the server closes
+
+        self.server = await serve(handler, "127.0.0.1", 0, compression=None)
+        port = next(iter(self.server.sockets)).getsockname()[1]
+        return f"ws://127.0.0.1:{port}/websocket/start?token=stalled-0123456"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.server.close()
+        with contextlib.suppress(Exception):
+            async with timeout(2):
+                await self.server.wait_closed()
+
+
+BIG_BLOCK = np.zeros(480_000, np.int16)  # 10 s at 48 kHz: fills socket buffers quickly
+
+
+async def test_a_service_that_stops_reading_is_detected_by_the_send_deadline() -> None:
+    async with timeout(TEST_TIMEOUT), StalledServer() as url:
+        call = await connect(url, send_timeout=0.5, close_timeout=0.5, ping_interval=None)
+        with pytest.raises(ConnectionLostError):
+            while True:
+                await call.send_audio(BIG_BLOCK, 48_000)
+        started = time.monotonic()
+        await call.close()
+        assert time.monotonic() - started < 0.5 + CLOSE_MARGIN + 2.0
+        assert call.state is CallState.CLOSED and call.close_code == 1006
+
+
+async def test_close_returns_in_time_while_a_send_is_stuck() -> None:
+    async with timeout(TEST_TIMEOUT), StalledServer() as url:
+        call = await connect(url, send_timeout=None, close_timeout=0.5, ping_interval=None)
+
+        async def send_for_ever() -> None:
+            while True:
+                await call.send_audio(BIG_BLOCK, 48_000)
+
+        sender = asyncio.create_task(send_for_ever())
+        while call._send_started is None or time.monotonic() - call._send_started < 0.3:
+            await asyncio.sleep(0.05)  # the sender is stuck in a full send buffer
+        started = time.monotonic()
+        await call.close()  # waited for the stuck sender's lock, and for ever, before
+        assert time.monotonic() - started < 0.5 + CLOSE_MARGIN + 2.0
+        with pytest.raises(AnunziError):
+            await sender
+        assert call.state is CallState.CLOSED
+
+
+async def test_no_agent_ready_is_a_clear_error_after_the_timeout(emulator: Emulator) -> None:
+    async with timeout(TEST_TIMEOUT), open_call(emulator, Fault.NEVER_READY,
+                                                agent_ready_timeout=0.3) as call:
+        started = time.monotonic()
+        with pytest.raises(AgentNotReadyError, match=r"within 0\.3 s") as info:
+            async for _ in call:
+                pass
+        assert info.value.timeout == 0.3
+        assert time.monotonic() - started < 5
+        with pytest.raises(AgentNotReadyError):
+            await call.send_audio(np.zeros(480, np.int16), 48_000)
+
+
+async def test_a_ready_agent_is_not_timed_out(emulator: Emulator) -> None:
+    async with timeout(TEST_TIMEOUT), open_call(emulator, agent_ready_timeout=0.2) as call:
+        await asyncio.sleep(0.4)
+        await call.send_client_ready()
+        await collect_audio(call, GREETING_SAMPLES)
+
+
+async def test_the_event_queue_is_bounded_in_bytes(emulator: Emulator) -> None:
+    async with timeout(TEST_TIMEOUT), open_call(emulator, event_queue_bytes=4_000) as call:
+        await call.send_client_ready()
+        while call.metrics.samples_received < GREETING_SAMPLES:
+            await asyncio.sleep(0.01)
+        metrics = call.metrics
+        assert metrics.events_dropped > 0
+        assert metrics.event_bytes_dropped >= 2 * GREETING_SAMPLES - 4_000 - 640
+        assert call._events._bytes <= 4_000
+        jitter = call.jitter_buffer
+        assert jitter is not None and jitter.stats.samples_in == GREETING_SAMPLES  # nothing lost
+
+
+async def test_long_input_and_a_new_filter_are_worked_off_the_event_loop(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anunzi_fast import audio
+
+    loop_thread = threading.get_ident()
+    threads: list[tuple[str, bool]] = []
+    real_encode, real_stream = audio.UplinkEncoder.encode, audio._stream
+
+    def encode(self: Any, array: np.ndarray, rate: int) -> np.ndarray:
+        threads.append(("encode", threading.get_ident() == loop_thread))
+        return real_encode(self, array, rate)
+
+    def stream(*args: Any) -> Any:
+        threads.append(("design", threading.get_ident() == loop_thread))
+        return real_stream(*args)
+
+    monkeypatch.setattr(audio.UplinkEncoder, "encode", encode)
+    monkeypatch.setattr(audio, "_stream", stream)
+    async with timeout(TEST_TIMEOUT), open_call(emulator, playback_rate=44_100) as call:
+        assert threads == [("design", False)]  # the playback filter, designed in open()
+        threads.clear()
+        await call.send_audio(np.zeros(960, np.float32), 48_000)  # 20 ms: on the loop
+        await call.send_audio(np.zeros(60 * 48_000, np.float32), 48_000)  # 60 s: a worker
+        await call.send_audio(np.zeros(441, np.float32), 44_100)  # a new filter: a worker
+        await call.send_audio(np.zeros(441, np.float32), 44_100)  # the same stream: the loop
+        assert threads == [("encode", True), ("encode", False), ("encode", False),
+                           ("design", False), ("encode", True)]
+
+
+def test_connect_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANUNZI_API_KEY", raising=False)
+    with pytest.raises(InvalidArgumentError, match="session_url, or an assistant_id"):
+        connect()
+    with pytest.raises(InvalidArgumentError, match="no API key"):
+        connect(assistant_id="echo")
+    for bad in ({"close_timeout": 0}, {"send_timeout": -1.0}, {"event_queue_size": 0},
+                {"agent_ready_timeout": 0.0}):
+        with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
+            connect("ws://127.0.0.1:9/websocket/start?token=abcdef123456", **bad)  # type: ignore[arg-type]
+
+
+async def test_loopback_ignores_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                 "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://proxy.invalid:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    async with Emulator(pace="fast") as emulator, timeout(TEST_TIMEOUT), \
+            open_call(emulator) as call:
+        await call.send_client_ready()
+        received, _ = await collect_audio(call, GREETING_SAMPLES)
+    assert len(received) == GREETING_SAMPLES
+
+
+async def test_await_connect_opens_and_the_state_follows_the_call(emulator: Emulator) -> None:
+    async with timeout(TEST_TIMEOUT):
+        call = open_call(emulator)
+        assert call.state is CallState.CONNECTING and "connecting" in repr(call)
+        assert await call is call
+        assert call.state is CallState.OPEN
+        await call.close()
+        assert call.state is CallState.CLOSED and call.close_code == 1000
+        await call.close()  # twice is harmless

@@ -8,19 +8,29 @@ import random
 import numpy as np
 import pytest
 
-from anunzi_fast.errors import InvalidArgumentError
+from anunzi_fast.errors import (
+    ConnectionLostError,
+    InvalidArgumentError,
+    RemoteProtocolError,
+    ServerError,
+    SessionClosedError,
+)
 from anunzi_fast.protocol import (
     AgentAudio,
     AgentReady,
+    ClientMessage,
+    ClientReady,
     Event,
     MalformedMessage,
     ServerMessage,
     SessionProtocol,
+    Side,
+    UserAudio,
 )
 
 
 def audio_of(events: list[Event]) -> np.ndarray:
-    chunks = [event.samples for event in events if isinstance(event, AgentAudio)]
+    chunks = [event.samples for event in events if isinstance(event, (AgentAudio, UserAudio))]
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
@@ -75,6 +85,41 @@ def test_byte_by_byte_equals_whole() -> None:
 
 def test_empty_frame_gives_no_event() -> None:
     assert SessionProtocol().receive_binary(b"") == []
+
+
+def test_an_empty_frame_after_an_odd_one_keeps_the_carried_byte() -> None:
+    protocol = SessionProtocol()
+    assert protocol.receive_binary(b"\x01") == []
+    assert protocol.receive_binary(b"") == []  # raised ValueError, losing the session
+    assert protocol.pending_bytes == 1
+    (event,) = protocol.receive_binary(b"\x02")
+    assert event.samples.tolist() == [0x0201]
+
+
+FRAME_TYPES = (bytes, bytearray, lambda data: memoryview(bytearray(data)))
+
+
+@pytest.mark.parametrize("side", list(Side))
+@pytest.mark.parametrize("seed", range(40))
+def test_any_sequence_of_frame_sizes_parses_bit_exactly(side: Side, seed: int) -> None:
+    # Sizes 0, 1, odd and even in any order, as bytes, bytearray or memoryview.
+    rng = random.Random(seed)
+    sizes = [rng.choice([0, 0, 1, 1, 2, 3, rng.randrange(4, 64), rng.randrange(64, 5000)])
+             for _ in range(rng.randrange(1, 60))]
+    stream = np.random.default_rng(seed).integers(0, 256, sum(sizes), dtype=np.uint8).tobytes()
+    protocol = SessionProtocol(side)
+    events: list[Event] = []
+    offset = 0
+    for size in sizes:
+        frame = rng.choice(FRAME_TYPES)(stream[offset : offset + size])
+        events += protocol.receive_binary(frame)
+        offset += size
+    assert all(len(event.samples) for event in events)  # never an empty event
+    usable = len(stream) - len(stream) % 2
+    np.testing.assert_array_equal(audio_of(events), np.frombuffer(stream[:usable], "<i2"))
+    assert protocol.pending_bytes == len(stream) % 2
+    assert protocol.bytes_received == len(stream)
+    assert protocol.samples_received == usable // 2
 
 
 def test_agent_ready_and_other_messages() -> None:
@@ -147,3 +192,62 @@ def test_events_are_frozen() -> None:
     message = ServerMessage("a", {})
     with pytest.raises(AttributeError):
         message.type = "b"  # type: ignore[misc]
+
+
+def test_the_server_side_mirrors_the_client_side() -> None:
+    server = SessionProtocol(Side.SERVER)
+    assert server.receive_rate == 48_000
+    assert server.encode_agent_ready() == '{"type": "status_agent_ready"}'
+    assert server.agent_ready and not server.client_ready_sent
+    (ready,) = server.receive_text('{"type": "status_client_ready"}')
+    assert isinstance(ready, ClientReady) and server.client_ready_sent
+    # The other side's ready message is just another message here.
+    (other,) = server.receive_text('{"type": "status_agent_ready"}')
+    assert other == ClientMessage("status_agent_ready", {"type": "status_agent_ready"})
+    (audio,) = server.receive_binary(b"\x01\x00\x02\x00")
+    assert isinstance(audio, UserAudio) and audio.sample_rate == 48_000
+    assert bytes(server.encode_audio(np.array([1, -1], np.int16))) == b"\x01\x00\xff\xff"
+    assert server.samples_sent == 2 and server.bytes_sent == 4
+    with pytest.raises(InvalidArgumentError):
+        server.encode_client_ready()
+    with pytest.raises(InvalidArgumentError):
+        SessionProtocol().encode_agent_ready()
+
+
+def test_a_client_and_a_server_understand_each_other() -> None:
+    client, server = SessionProtocol(Side.CLIENT), SessionProtocol(Side.SERVER)
+    assert server.receive_text(client.encode_ready()) == [ClientReady()]
+    assert client.receive_text(server.encode_ready()) == [AgentReady()]
+    speech = np.arange(-100, 100, dtype=np.int16)
+    (heard,) = server.receive_binary(bytes(client.encode_audio(speech)))
+    np.testing.assert_array_equal(heard.samples, speech)
+    (reply,) = client.receive_binary(bytes(server.encode_audio(speech[::2].copy())))
+    np.testing.assert_array_equal(reply.samples, speech[::2])
+
+
+def test_counters_survive_a_new_connection_and_framing_does_not() -> None:
+    protocol = SessionProtocol()
+    protocol.receive_binary(b"\x01\x00\x02")
+    protocol.receive_text('{"type": "status_agent_ready"}')
+    protocol.encode_ready()
+    protocol.new_connection()
+    assert protocol.pending_bytes == 0 and not protocol.agent_ready
+    assert not protocol.client_ready_sent
+    assert protocol.samples_received == 1 and protocol.bytes_received == 3
+
+
+@pytest.mark.parametrize(
+    ("received", "sent", "code", "error"),
+    [((1000, "bye"), (1000, ""), 1000, SessionClosedError),
+     ((1001, ""), None, 1001, SessionClosedError),
+     ((1011, "agent failure"), None, 1011, ServerError),
+     (None, (1009, "too big"), 1009, RemoteProtocolError),  # we failed it: the peer's fault
+     (None, (1011, "keepalive ping timeout"), 1006, ConnectionLostError),
+     (None, None, 1006, ConnectionLostError)],
+)
+def test_how_a_connection_ended(received: tuple[int, str] | None, sent: tuple[int, str] | None,
+                                code: int, error: type[Exception]) -> None:
+    protocol = SessionProtocol()
+    protocol.connection_closed(received=received, sent=sent)
+    assert protocol.close_code == code
+    assert type(protocol.close_error()) is error

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import enum
 import hmac
+import itertools
 import json
 import logging
 import weakref
@@ -49,6 +50,8 @@ FRAME_SECONDS = 0.020
 FRAME_SAMPLES = int(AGENT_SAMPLE_RATE * FRAME_SECONDS)
 # Odd on purpose, and not a multiple of anything the client might align to.
 ODD_FRAME_BYTES = 641
+# The ragged fault's frame sizes, in turn: empty frames right after odd ones included.
+RAGGED_FRAME_BYTES = (1, 0, 0, 3, 0, 2, 641, 0, 1, 1, 0, 1000, 7, 0)
 # Answers waiting to be spoken (also those held until status_client_ready): at most this much
 # audio, the oldest dropped first, so memory stays bounded whatever the client sends.
 QUEUED_REPLY_SAMPLES = 30 * AGENT_SAMPLE_RATE
@@ -67,6 +70,8 @@ class Fault(enum.StrEnum):
     """Unknown JSON events and one malformed text message around everything it says."""
     ODD_FRAMES = "odd-frames"
     """Agent audio split into odd-length binary frames."""
+    RAGGED_FRAMES = "ragged-frames"
+    """Agent audio in frames of every size, empty and one-byte frames among them."""
     ABRUPT_CLOSE = "abrupt-close"
     """The TCP connection is dropped, without a close frame, after the greeting."""
     CLOSE_1011 = "close-1011"
@@ -426,10 +431,8 @@ class Emulator:
             while True:
                 audio = await speech.get()
                 frames: Iterable[memoryview]
-                if fault is Fault.ODD_FRAMES:
-                    payload = protocol.encode_audio(audio)
-                    frames = [payload[at : at + ODD_FRAME_BYTES]
-                              for at in range(0, len(payload), ODD_FRAME_BYTES)]
+                if fault in (Fault.ODD_FRAMES, Fault.RAGGED_FRAMES):
+                    frames = _split(protocol.encode_audio(audio), fault)
                 else:  # encoded (and counted) frame by frame, as each goes out
                     frames = (protocol.encode_audio(audio[at : at + FRAME_SAMPLES])
                               for at in range(0, len(audio), FRAME_SAMPLES))
@@ -454,6 +457,17 @@ class Emulator:
                 first = False
         except ConnectionClosed:
             pass
+
+
+def _split(payload: memoryview, fault: Fault) -> list[memoryview]:
+    sizes = itertools.cycle(
+        (ODD_FRAME_BYTES,) if fault is Fault.ODD_FRAMES else RAGGED_FRAME_BYTES)
+    frames, at = [], 0
+    while at < len(payload):
+        size = next(sizes)
+        frames.append(payload[at : at + size])
+        at += size
+    return frames
 
 
 def _fault_of(assistant_id: str) -> Fault | None:
