@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
+import gzip
 import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
 
 from anunzi_fast import auth
+from anunzi_fast._redact import redact, redact_url
 from anunzi_fast.auth import (
     RetryPolicy,
     SessionURL,
     parse_retry_after,
-    redact,
     request_session_url,
     request_session_url_sync,
 )
@@ -28,6 +33,7 @@ from anunzi_fast.errors import (
     AuthenticationError,
     BadRequestError,
     CallerError,
+    CertificateError,
     CredentialsError,
     InvalidArgumentError,
     NetworkError,
@@ -422,3 +428,242 @@ def test_token_exchange_steps_without_io() -> None:
     with pytest.raises(StopIteration) as done:
         exchange.send(httpx.Response(200, json={"sessionURL": SESSION_URL}))
     assert done.value.value == SESSION_URL
+
+
+# --- hostile token routes ----------------------------------------------------------------------
+
+
+class HeaderDripServer(DrippingServer):
+    """Sends the status line and headers themselves one byte every 0.1 s."""
+
+    def _drip(self, connection: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"a" * 200
+        with connection:
+            try:
+                connection.recv(65536)
+                for byte in head:
+                    if self.stopped.wait(0.1):
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def header_drip_server() -> Iterator[HeaderDripServer]:
+    server = HeaderDripServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def test_the_deadline_bounds_dripping_headers(header_drip_server: HeaderDripServer) -> None:
+    started = time.monotonic()
+    with pytest.raises(NetworkError, match="timed out"):
+        await request_session_url("asst-1", API_KEY,
+                                  base_url=f"http://127.0.0.1:{header_drip_server.port}",
+                                  retry=RetryPolicy(deadline=1.0))
+    assert time.monotonic() - started < 4.0  # the headers alone would take 25 s
+
+
+def test_the_deadline_bounds_dripping_headers_sync(header_drip_server: HeaderDripServer) -> None:
+    started = time.monotonic()
+    with pytest.raises(NetworkError, match="timed out"):
+        request_session_url_sync("asst-1", API_KEY,
+                                 base_url=f"http://127.0.0.1:{header_drip_server.port}",
+                                 retry=RetryPolicy(deadline=1.0))
+    assert time.monotonic() - started < 4.0  # 25 s and more before
+
+
+class CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body of ``total`` bytes in 64 KiB chunks that counts how much was read of it."""
+
+    def __init__(self, chunk: bytes, chunks: int) -> None:
+        self.chunk, self.chunks, self.read = chunk, chunks, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(self.chunks):
+            self.read += 1
+            yield self.chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self:
+            yield chunk
+
+
+@pytest.mark.parametrize("sync", [False, True])
+async def test_a_huge_answer_is_refused_while_streaming(sync: bool) -> None:
+    body = CountingStream(b" " * 65536, 1600)  # 100 MiB of JSON whitespace
+    handler, _ = sequence(httpx.Response(200, stream=body))
+    with pytest.raises(RemoteProtocolError, match="larger than"):
+        if sync:
+            fetch_sync(handler)
+        else:
+            await fetch(handler)
+    assert body.read <= 2  # stopped at the cap, not after 100 MiB
+
+
+def _bomb(megabytes: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip
+    zeros = bytes(2**20)
+    return b"".join([*(packer.compress(zeros) for _ in range(megabytes)), packer.flush()])
+
+
+@pytest.mark.parametrize("sync", [False, True])
+async def test_a_compressed_bomb_is_never_inflated(sync: bool) -> None:
+    bomb = _bomb(256)  # about 256 KiB that would inflate to 256 MiB
+    handler, seen = sequence(httpx.Response(200, headers={"Content-Encoding": "gzip"},
+                                            stream=httpx.ByteStream(bomb)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(RemoteProtocolError, match="larger than"):
+            if sync:
+                fetch_sync(handler)
+            else:
+                await fetch(handler)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+    assert seen[0].headers["Accept-Encoding"] == "identity"
+
+
+async def test_a_small_compressed_answer_is_still_understood() -> None:
+    body = gzip.compress(json.dumps({"sessionURL": SESSION_URL}).encode())
+    handler, _ = sequence(httpx.Response(200, headers={"Content-Encoding": "gzip"},
+                                         stream=httpx.ByteStream(body)))
+    assert await fetch(handler) == SESSION_URL
+
+
+@pytest.mark.parametrize(
+    ("base", "session_url", "accepted"),
+    [("https://widgets.example", "ws://widgets.example/websocket/start?token=abc123456", False),
+     ("https://widgets.example", "ws://10.0.0.7/websocket/start?token=abc123456", False),
+     ("https://widgets.example", "ws://127.0.0.1:8765/websocket/start?token=abc123456", True),
+     ("https://widgets.example", "ws://[::1]:8765/websocket/start?token=abc123456", True),
+     ("https://widgets.example", "ws://localhost/websocket/start?token=abc123456", True),
+     ("http://widgets.example", "ws://widgets.example/websocket/start?token=abc123456", True),
+     ("https://widgets.example", "wss://other.example/websocket/start?token=abc123456", True)],
+)
+async def test_no_plaintext_session_after_an_https_token_route(base: str, session_url: str,
+                                                              accepted: bool) -> None:
+    handler, _ = sequence(httpx.Response(200, json={"sessionURL": session_url}))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        request = request_session_url("asst-1", API_KEY, base_url=base, retry=FAST_RETRY,
+                                      http_client=client)
+        if accepted:
+            assert await request == session_url
+        else:
+            with pytest.raises(RemoteProtocolError, match="unencrypted") as info:
+                await request
+            assert "abc123456" not in str(info.value)
+
+
+@pytest.mark.parametrize("base", ["ftp://alice:hunter22@widgets.example",
+                                  "https://alice:hunter22@widgets.example",
+                                  "https://hunter22@widgets.example",
+                                  "ws://alice:hunter22@host:99999"])
+async def test_credentials_in_a_base_url_are_never_echoed(base: str,
+                                                          caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(InvalidArgumentError) as info:
+        await request_session_url("asst-1", API_KEY, base_url=base)
+    assert "hunter22" not in str(info.value) and "alice" not in str(info.value)
+    logging.getLogger("httpx").info("GET %s failed", base)
+    assert "hunter22" not in caplog.text
+
+
+def test_redact_removes_userinfo_of_any_url() -> None:
+    assert redact("see ftp://user:pw@h.example/x and https://tok@h") == (
+        "see ftp://<redacted>@h.example/x and https://<redacted>@h")
+    assert redact_url("https://u:p@h.example:8443/a?token=zz#f") == "https://h.example:8443/a"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_loopback_token_requests_bypass_proxy_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{_closed_port()}")
+    async with Emulator() as emulator:
+        url = await request_session_url("echo", DEFAULT_API_KEY, base_url=emulator.base_url)
+        sync_url = await asyncio.to_thread(request_session_url_sync, "echo", DEFAULT_API_KEY,
+                                           base_url=emulator.base_url)
+    assert url.startswith("ws://127.0.0.1") and sync_url.startswith("ws://127.0.0.1")
+
+
+async def test_a_failing_proxy_is_named_without_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://proxyuser:s3cret-pw@127.0.0.1:{port}")
+    monkeypatch.setenv("https_proxy", f"http://proxyuser:s3cret-pw@127.0.0.1:{port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with pytest.raises(NetworkError) as info:
+        await request_session_url("asst-1", API_KEY, base_url="https://widgets.example",
+                                  retry=RetryPolicy(max_attempts=1))
+    message = str(info.value)
+    assert f"via the proxy http://127.0.0.1:{port}" in message, message
+    assert "widgets.example:443" in message and "refused" in message
+    assert "s3cret" not in message and "proxyuser" not in message
+
+
+class TlsServer:
+    """HTTPS on 127.0.0.1 with a certificate nobody trusts; counts the connections."""
+
+    def __init__(self) -> None:
+        import ssl
+
+        import trustme
+
+        authority = trustme.CA()
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1", "localhost").configure_cert(self.context)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with contextlib.suppress(OSError), self.context.wrap_socket(
+                    connection, server_side=True) as tls:
+                tls.recv(1024)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+async def test_certificate_failures_are_not_retried(sync: bool) -> None:
+    server = TlsServer()
+    try:
+        base = f"https://127.0.0.1:{server.port}"
+        policy = RetryPolicy(max_attempts=4, initial_backoff=0.01)
+        with pytest.raises(CertificateError, match="certificate verification failed") as info:
+            if sync:
+                await asyncio.to_thread(request_session_url_sync, "asst-1", API_KEY,
+                                        base_url=base, retry=policy)
+            else:
+                await request_session_url("asst-1", API_KEY, base_url=base, retry=policy)
+        assert f"127.0.0.1:{server.port}" in str(info.value)
+        assert server.connections == 1
+    finally:
+        server.close()

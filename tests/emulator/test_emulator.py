@@ -341,3 +341,15 @@ async def test_session_records_are_bounded() -> None:
         assert [record.assistant_id for record in emulator.sessions] == ["a2", "a3", "a4"]
         assert emulator.sessions[-1].bytes_received == 20
         assert emulator.sessions[-1].received == bytearray()  # counts only
+
+
+async def test_waiting_replies_are_bounded() -> None:
+    from anunzi_fast.emulator.server import QUEUED_REPLY_SAMPLES, SessionRecord, _Replies
+
+    record = SessionRecord("echo", record_audio=False)
+    replies = _Replies(record)
+    second = np.zeros(16_000, np.int16)
+    for _ in range(45):
+        replies.put(second)
+    assert record.replies_dropped == 45 - QUEUED_REPLY_SAMPLES // 16_000
+    assert len(replies.take_all()) * 16_000 <= QUEUED_REPLY_SAMPLES
