@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from anunzi_fast.cli import exit_code_for, main
+from anunzi_fast.cli import main
 from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator, Fault, SessionRecord
 from anunzi_fast.errors import (
     AssistantNotFoundError,
@@ -27,6 +27,7 @@ from anunzi_fast.errors import (
     RemoteProtocolError,
     ServerError,
     SessionClosedError,
+    exit_code_for,
 )
 from anunzi_fast.wav import read_wav, write_wav
 from tests._compat import timeout
@@ -326,7 +327,7 @@ class DeviceThreadStream:
 
 
 def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
-    from anunzi_fast.cli import CallOptions, run_call
+    from anunzi_fast.call_runner import CallOptions, run_call
     from anunzi_fast.client import connect
     from anunzi_fast.devices import Microphone, Speaker
 
@@ -433,12 +434,12 @@ def test_the_session_error_is_retrieved_when_writing_fails(
 ) -> None:
     import gc
 
-    from anunzi_fast import cli
+    from anunzi_fast import call_runner
 
     def disk_full(*args: object, **kwargs: object) -> None:
         raise InvalidArgumentError("cannot write: disk full")
 
-    monkeypatch.setattr(cli, "write_output", disk_full)
+    monkeypatch.setattr(call_runner, "write_output", disk_full)
     path, _ = speech_wav
     code = main([*server.call_args(Fault.CLOSE_1011.value), "--input", str(path),
                  "--output", str(tmp_path / "out.wav"), *FAST])
@@ -446,3 +447,120 @@ def test_the_session_error_is_retrieved_when_writing_fails(
     assert "never retrieved" not in caplog.text
     assert code == 4  # the session failed: that is what the user must hear first
     assert "1011" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+# --- a newcomer's first hour ---------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from anunzi_fast import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"anunzi-fast {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [(["--help"], ["-v, --verbose"]),
+     (["demo", "--help"], ["(default: realtime)", "(default: 2.0)", "(default: 120.0)",
+                           "anunzi-demo-reply.wav", "current folder"]),
+     (["call", "--help"], ["(default: https://widgets.anunzi.net)", "(default: 5.0)",
+                           "no limit", "$ANUNZI_API_KEY"]),
+     (["serve", "--help"], ["(default: 8765)", "(default: 127.0.0.1)", "(default: 60.0)",
+                            "'emulator-key'"])],
+)
+def test_every_help_shows_the_defaults(command: list[str], shown: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(command)
+    text = " ".join(capsys.readouterr().out.split())
+    for fragment in shown:
+        assert fragment in text, fragment
+    assert "(default: None)" not in text
+
+
+def test_verbose_is_accepted_after_the_command(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, _ = speech_wav
+    assert main([*server.call_args(), "--input", str(path), *FAST, "-v"]) == 0
+
+
+@pytest.mark.parametrize(("option", "value"), [("--idle-timeout", "soon"),
+                                               ("--output-rate", "4.5"),
+                                               ("--max-duration", "0")])
+def test_bad_values_say_what_was_expected(option: str, value: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["call", "--assistant-id", "a", "--input", "x.wav", option, value])
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected " in err and repr(value) in err
+    assert "_positive" not in err
+
+
+def test_a_missing_key_names_the_option(monkeypatch: pytest.MonkeyPatch,
+                                        speech_wav: tuple[Path, np.ndarray],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("ANUNZI_API_KEY", raising=False)
+    path, _ = speech_wav
+    assert main(["call", "--assistant-id", "echo", "--input", str(path)]) == 2
+    assert "pass --api-key KEY or set the ANUNZI_API_KEY" in capsys.readouterr().err
+
+
+def test_serve_on_a_busy_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"anunzi-fast: error: cannot listen on 127.0.0.1:{port}: "
+                   "address already in use"]
+
+
+def test_a_refused_connection_names_the_host_and_port(
+    speech_wav: tuple[Path, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path, _ = speech_wav
+    assert main(["call", "--assistant-id", "echo", "--api-key", "k-123456", "--base-url",
+                 f"http://127.0.0.1:{port}", "--input", str(path), *FAST]) == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"127.0.0.1:{port}" in err and "connection refused" in err
+
+
+@pytest.mark.parametrize(("extra", "reason"),
+                         [(["--idle-timeout", "0.3"], "no agent audio for 0.3 s"),
+                          (["--idle-timeout", "30", "--max-duration", "0.5"],
+                           "--max-duration of 0.5 s reached")])
+def test_the_summary_says_why_the_call_ended(
+    server: EmulatorThread, speech_wav: tuple[Path, np.ndarray], extra: list[str],
+    reason: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, _ = speech_wav
+    assert main([*server.call_args(), "--input", str(path), "--pace", "fast", *extra]) == 0
+    assert f"call ended          {reason}" in capsys.readouterr().out
+
+
+def test_the_summary_names_a_close_by_the_service(
+    speech_wav: tuple[Path, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = speech_wav
+    with EmulatorThread() as server:
+        url = server.emulator.issue_session_url()
+
+        async def stop_soon() -> None:
+            await asyncio.sleep(0.3)
+            await server.emulator.stop()
+
+        threading.Timer(0.0, lambda: asyncio.run_coroutine_threadsafe(
+            stop_soon(), server.loop)).start()
+        assert main(["call", "--session-url", url, "--input", str(path),
+                     "--idle-timeout", "30"]) == 0
+    assert "call ended          the service ended the session (code 1001" in (
+        capsys.readouterr().out)

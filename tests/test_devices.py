@@ -127,3 +127,19 @@ def test_device_failures_are_wrapped() -> None:
 
     with pytest.raises(AudioDeviceError, match="Invalid device"):
         Speaker(JitterBuffer(48_000, dtype="float32"), stream_factory=broken).__enter__()
+
+
+@pytest.mark.parametrize(("kind", "direction"), [(Microphone, "input"), (Speaker, "output")])
+async def test_no_default_device_says_so(kind: type, direction: str) -> None:
+    def no_device(**options: Any) -> FakeStream:
+        raise RuntimeError("Error querying device -1")
+
+    device: Any = (kind(stream_factory=no_device) if kind is Microphone else
+                   kind(JitterBuffer(48_000, dtype="float32"), stream_factory=no_device))
+    with pytest.raises(AudioDeviceError, match=f"no default audio {direction} device"):
+        if kind is Microphone:
+            async with device:
+                pass
+        else:
+            with device:
+                pass

@@ -60,7 +60,13 @@ def _start(factory: StreamFactory | None, kind: str, **options: Any) -> AudioStr
     except AudioDeviceError:
         raise
     except Exception as exc:  # PortAudio errors have no common base class worth naming
-        raise AudioDeviceError(f"cannot open the audio device: {exc}") from exc
+        direction = "input" if kind == "InputStream" else "output"
+        if options.get("device") is None and "device -1" in str(exc):
+            # PortAudio's way of saying there is none: "Error querying device -1".
+            raise AudioDeviceError(
+                f"no default audio {direction} device: connect one, or choose a device "
+                "by name or index") from exc
+        raise AudioDeviceError(f"cannot open the audio {direction} device: {exc}") from exc
     return stream
 
 
