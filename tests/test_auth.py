@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 
-from anunzi_fast import auth
+from anunzi_fast import _net, auth
 from anunzi_fast._redact import redact, redact_url
 from anunzi_fast.auth import (
     RetryPolicy,
@@ -403,14 +403,14 @@ def test_one_tls_context_is_shared(monkeypatch: pytest.MonkeyPatch) -> None:
     # Loading CA certificates costs ~20 ms of CPU: it must happen once, not per request.
     created: list[object] = []
     real = httpx.create_ssl_context
-    auth.shared_ssl_context.cache_clear()
+    _net.shared_ssl_context.cache_clear()
     monkeypatch.setattr(httpx, "create_ssl_context", lambda: created.append(1) or real())
     try:
-        first = auth.shared_ssl_context()
-        assert auth.shared_ssl_context() is first
+        first = _net.shared_ssl_context()
+        assert _net.shared_ssl_context() is first
         assert len(created) == 1
     finally:
-        auth.shared_ssl_context.cache_clear()
+        _net.shared_ssl_context.cache_clear()
 
 
 def test_token_exchange_steps_without_io() -> None:

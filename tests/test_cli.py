@@ -327,7 +327,7 @@ class DeviceThreadStream:
 
 
 def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
-    from anunzi_fast.call_runner import CallOptions, run_call
+    from anunzi_fast.call_runner import RunOptions, run_call
     from anunzi_fast.client import connect
     from anunzi_fast.devices import Microphone, Speaker
 
@@ -341,7 +341,7 @@ def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
         async with timeout(20):
             return await run_call(
                 open_call,  # type: ignore[arg-type]
-                CallOptions(input="mic", output="speaker", idle_timeout=0.5, max_duration=10),
+                RunOptions(input="mic", output="speaker", idle_timeout=0.5, max_duration=10),
                 microphone=lambda: Microphone(
                     max_blocks=10_000,  # never drop: the comparison below is exact
                     stream_factory=lambda **o: DeviceThreadStream(True, captured, **o)),

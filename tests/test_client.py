@@ -418,7 +418,7 @@ async def test_jitter_buffer_at_a_device_rate(emulator: Emulator) -> None:
 
 
 async def test_wss_sessions_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    from anunzi_fast import auth, client
+    from anunzi_fast import _connection, _net
 
     seen: list[dict[str, object]] = []
 
@@ -426,11 +426,11 @@ async def test_wss_sessions_share_one_tls_context(monkeypatch: pytest.MonkeyPatc
         seen.append(options)
         raise OSError("no network in this test")
 
-    monkeypatch.setattr(client, "ws_connect", fake_connect)
+    monkeypatch.setattr(_connection, "ws_connect", fake_connect)
     for _ in range(2):
         with pytest.raises(NetworkError):
             await connect("wss://example.invalid/websocket/start?token=abcdef123").open()
-    assert seen[0]["ssl"] is seen[1]["ssl"] is auth.shared_ssl_context()
+    assert seen[0]["ssl"] is seen[1]["ssl"] is _net.shared_ssl_context()
     assert seen[0]["compression"] is None and seen[0]["max_size"] == 2**20
 
 
@@ -655,7 +655,7 @@ async def test_close_returns_in_time_while_a_send_is_stuck() -> None:
                 await call.send_audio(BIG_BLOCK, 48_000)
 
         sender = asyncio.create_task(send_for_ever())
-        while call._send_started is None or time.monotonic() - call._send_started < 0.3:
+        while (started := call._watch.send_started) is None or time.monotonic() - started < 0.3:
             await asyncio.sleep(0.05)  # the sender is stuck in a full send buffer
         started = time.monotonic()
         await call.close()  # waited for the stuck sender's lock, and for ever, before
@@ -762,3 +762,18 @@ async def test_await_connect_opens_and_the_state_follows_the_call(emulator: Emul
         await call.close()
         assert call.state is CallState.CLOSED and call.close_code == 1000
         await call.close()  # twice is harmless
+
+
+def test_options_by_name_or_as_an_object() -> None:
+    from anunzi_fast import CallOptions
+
+    url = "ws://127.0.0.1:9/websocket/start?token=abcdef123456"
+    shared = CallOptions(send_timeout=3.0, queue_events=False)
+    call = connect(url, options=shared, close_timeout=1.0)
+    assert call.options.send_timeout == 3.0 and call.options.close_timeout == 1.0
+    assert not call.options.queue_events and shared.close_timeout == 5.0
+    with pytest.raises(InvalidArgumentError, match="unknown option 'reconect'"):
+        connect(url, reconect=True)
+    with pytest.raises(InvalidArgumentError, match="playback_rate"):
+        CallOptions(playback_rate=0)
+    assert connect(url, playback_rate=None).jitter_buffer is None

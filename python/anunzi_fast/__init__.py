@@ -92,6 +92,7 @@ _LAZY = {
     "Reconnected": "anunzi_fast.client",
     "connect": "anunzi_fast.client",
     "CallMetrics": "anunzi_fast.metrics",
+    "CallOptions": "anunzi_fast.options",
     "CallRecorder": "anunzi_fast.audio",
     "Playback": "anunzi_fast.audio",
     "UplinkEncoder": "anunzi_fast.audio",
@@ -113,6 +114,7 @@ if _TYPE_CHECKING:
     from anunzi_fast.devices import Microphone, Speaker
     from anunzi_fast.emulator import Emulator, Fault
     from anunzi_fast.metrics import CallMetrics
+    from anunzi_fast.options import CallOptions
     from anunzi_fast.retry import RetryPolicy
 
 
@@ -159,6 +161,7 @@ __all__ = [
     "Call",
     "CallEvent",
     "CallMetrics",
+    "CallOptions",
     "CallRecorder",
     "CallState",
     "CallerError",

@@ -1,21 +1,26 @@
 """What the token request and the session share about the network.
 
 Loopback detection (loopback traffic never goes through a proxy, and may use plain ``ws://``),
-the proxy a URL would use, one shared TLS context, and messages that say what went wrong on
-the way to a host (refused, DNS, timeout, certificate) without a secret in them.
+the proxy a URL would use, one shared TLS context, messages that say what went wrong on the
+way to a host (refused, DNS, timeout, certificate) without a secret in them, and a watchdog
+that bounds a blocking HTTP attempt as a whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import socket
 import ssl
+import threading
 import urllib.request
+from typing import Any
 
 from ._redact import redact_url
 
 __all__ = [
+    "SocketWatchdog",
     "certificate_failure",
     "describe_network_failure",
     "environment_proxy",
@@ -100,3 +105,55 @@ def describe_network_failure(exc: BaseException) -> str:
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror.lower()
     return type(exc).__name__
+
+
+class SocketWatchdog:
+    """Shuts an attempt's socket down at its deadline, so that a blocked read returns.
+
+    A blocking read cannot be cancelled, and httpx's timeouts bound each read, not the answer:
+    a peer dripping its headers a byte at a time would hold the sync twin for ever. The socket
+    is learnt from httpcore's trace hook when the connection opens; shutting it down (not
+    closing it, which the reading thread still owns) makes the read return at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> SocketWatchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._socket = sock
+                if self.fired:
+                    _shut_down(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._socket is not None:
+                _shut_down(self._socket)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    # A second socket object over the same descriptor: shutdown() reaches the connection
+    # whatever wraps it (TLS included), and detach() leaves the descriptor to its owner.
+    with contextlib.suppress(OSError, ValueError):
+        twin = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+        try:
+            twin.shutdown(socket.SHUT_RDWR)
+        finally:
+            twin.detach()

@@ -15,9 +15,11 @@ calls release the GIL, so the event loop keeps running meanwhile.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +38,7 @@ __all__ = [
     "Playback",
     "UplinkEncoder",
     "resample_pcm16",
+    "run_in_worker",
 ]
 
 # More channels than any audio interface a voice client records from: a (channels, frames)
@@ -44,6 +47,7 @@ MAX_INPUT_CHANNELS: Final = 32
 # Above this many input samples a call takes more than about a millisecond (resampling runs at
 # 50-200 M samples/s, conversion faster): worth a worker thread's 50 us hand-off.
 WORKER_SAMPLES: Final = 65_536
+_T = TypeVar("_T")
 
 
 def _stream(in_rate: int, out_rate: int, dtype: str) -> ResampleStream:
@@ -250,3 +254,18 @@ class CallRecorder:
     def write(self, path: str) -> None:
         """Write the stereo PCM16 WAV at 48 kHz."""
         write_wav(path, self.stereo(), CLIENT_SAMPLE_RATE)
+
+
+async def run_in_worker(function: Callable[..., _T], *args: Any) -> _T:
+    """Run blocking work in a worker thread; if cancelled, still wait for it to finish.
+
+    The work mutates state (a resampler) that the next caller will use: returning before it
+    is done would let two threads use it at once.
+    """
+    future = asyncio.get_running_loop().run_in_executor(None, function, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise

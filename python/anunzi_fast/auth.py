@@ -25,8 +25,6 @@ import json
 import logging
 import os
 import re
-import socket
-import threading
 import time
 import zlib
 from collections.abc import Generator
@@ -37,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._net import (
+    SocketWatchdog,
     certificate_failure,
     describe_network_failure,
     environment_proxy,
@@ -382,62 +381,10 @@ async def _get_async(client: httpx.AsyncClient, step: _Get) -> _Outcome:
         return exc
 
 
-class _SocketWatchdog:
-    """Shuts an attempt's socket down at its deadline, so that a blocked read returns.
-
-    A blocking read cannot be cancelled, and httpx's timeouts bound each read, not the answer:
-    a peer dripping its headers a byte at a time would hold the sync twin for ever. The socket
-    is learnt from httpcore's trace hook when the connection opens; shutting it down (not
-    closing it, which the reading thread still owns) makes the read return at once.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _SocketWatchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
-
-    def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            return
-        stream = info.get("return_value")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            with self._lock:
-                self._socket = sock
-                if self.fired:
-                    _shut_down(sock)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self.fired = True
-            if self._socket is not None:
-                _shut_down(self._socket)
-
-
-def _shut_down(sock: socket.socket) -> None:
-    # A second socket object over the same descriptor: shutdown() reaches the connection
-    # whatever wraps it (TLS included), and detach() leaves the descriptor to its owner.
-    with contextlib.suppress(OSError, ValueError):
-        twin = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
-        try:
-            twin.shutdown(socket.SHUT_RDWR)
-        finally:
-            twin.detach()
-
-
 def _get_sync(client: httpx.Client, step: _Get) -> _Outcome:
-    """One attempt, its time bounded as a whole by a :class:`_SocketWatchdog`."""
+    """One attempt, its time bounded as a whole by a :class:`SocketWatchdog`."""
     ends_at = time.monotonic() + step.timeout
-    with _SocketWatchdog(step.timeout) as watchdog:
+    with SocketWatchdog(step.timeout) as watchdog:
         try:
             with client.stream("GET", step.url, headers=step.headers, timeout=step.timeout,
                                extensions={"trace": watchdog.trace}) as response:

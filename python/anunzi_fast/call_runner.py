@@ -31,8 +31,8 @@ from .wav import WavAudio, read_wav, write_wav
 
 __all__ = [
     "TICK_SECONDS",
-    "CallOptions",
     "CallResult",
+    "RunOptions",
     "StatusLine",
     "check_outputs",
     "check_writable",
@@ -46,7 +46,7 @@ TICK_SECONDS = 0.020  # one microphone block, the pacing unit of real-time sendi
 
 
 @dataclass
-class CallOptions:
+class RunOptions:
     """What ``call`` and ``demo`` share; see the command-line help for each field."""
 
     input: str
@@ -122,7 +122,7 @@ def check_writable(path: str) -> None:
         raise InvalidArgumentError(f"cannot write {path!r}: permission denied")
 
 
-def check_outputs(options: CallOptions) -> None:
+def check_outputs(options: RunOptions) -> None:
     """:func:`check_writable` for every file the call will write."""
     if options.output and options.output != "speaker":
         check_writable(options.output)
@@ -132,7 +132,7 @@ def check_outputs(options: CallOptions) -> None:
 
 async def run_call(
     open_call: Callable[..., Call],
-    options: CallOptions,
+    options: RunOptions,
     *,
     status: StatusLine | None = None,
     microphone: Callable[[], Microphone] = Microphone,

@@ -26,7 +26,7 @@ from typing import Any
 
 from ._redact import install_log_redaction, redact
 from .auth import API_KEY_ENV, DEFAULT_BASE_URL, request_session_url
-from .call_runner import CallOptions, StatusLine, check_outputs, load_input, print_summary, run_call
+from .call_runner import RunOptions, StatusLine, check_outputs, load_input, print_summary, run_call
 from .client import Call, connect
 from .emulator import DEFAULT_API_KEY, Emulator, Fault
 from .errors import (
@@ -51,15 +51,15 @@ _logger = logging.getLogger("anunzi_fast.cli")
 # --- commands ---------------------------------------------------------------------------------
 
 
-def _call_options(args: argparse.Namespace) -> CallOptions:
-    return CallOptions(
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
         input=args.input, output=args.output, output_rate=args.output_rate, record=args.record,
         pace=args.pace, idle_timeout=args.idle_timeout, max_duration=args.max_duration,
     )
 
 
 async def _command_call(args: argparse.Namespace) -> int:
-    options = _call_options(args)
+    options = _run_options(args)
     open_call: Callable[..., Call]
     if args.session_url is not None:
         def open_call(**extra: Any) -> Call:
@@ -77,7 +77,7 @@ async def _command_call(args: argparse.Namespace) -> int:
 
 
 async def _command_demo(args: argparse.Namespace) -> int:
-    options = _call_options(args)
+    options = _run_options(args)
     with contextlib.ExitStack() as stack:
         if options.input is None:
             bundled = files("anunzi_fast") / "data" / "hello.wav"
