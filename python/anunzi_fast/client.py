@@ -294,11 +294,13 @@ class Call:
         frames = [pcm16] if 0 < len(pcm16) <= MAX_FRAME_SAMPLES else [
             pcm16[start : start + MAX_FRAME_SAMPLES]
             for start in range(0, len(pcm16), MAX_FRAME_SAMPLES)]
-        for frame in frames:
+        for index, frame in enumerate(frames, 1):
             await self._send(self._protocol.encode_audio(frame))
             self._turns.on_sent(frame, time.monotonic())
             if self._on_audio_sent is not None:
                 self._on_audio_sent(frame)
+            if not index % 8:  # a long input: let the loop run between bursts of frames
+                await asyncio.sleep(0)
         return len(pcm16)
 
     async def _send(self, message: str | memoryview) -> None:
