@@ -777,3 +777,18 @@ def test_options_by_name_or_as_an_object() -> None:
     with pytest.raises(InvalidArgumentError, match="playback_rate"):
         CallOptions(playback_rate=0)
     assert connect(url, playback_rate=None).jitter_buffer is None
+
+
+async def test_an_untrusted_certificate_is_a_certificate_error() -> None:
+    from anunzi_fast.errors import CertificateError
+    from tests.test_auth import TlsServer
+
+    server = TlsServer()
+    try:
+        url = f"wss://127.0.0.1:{server.port}/websocket/start?token=abcdef123456"
+        with pytest.raises(CertificateError, match="certificate verification failed") as info:
+            await connect(url).open()
+        assert f"127.0.0.1:{server.port}" in str(info.value)
+        assert "abcdef123456" not in str(info.value)
+    finally:
+        server.close()
