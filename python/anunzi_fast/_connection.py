@@ -70,6 +70,15 @@ async def open_websocket(url: str, ws_options: dict[str, Any], *, from_caller: b
     where = f"{host}:{port or (443 if scheme == 'wss' else 80)}"
     try:
         return await ws_connect(url, **options)
+    except (OSError, TimeoutError) as exc:  # first: a certificate error is a ValueError too
+        what = describe_network_failure(exc)
+        if certificate_failure(exc) is not None:
+            raise CertificateError(f"could not connect the session to {where}: {what}"
+                                   ) from exc
+        proxy = environment_proxy(scheme, host)
+        via = f" via the proxy {proxy}" if proxy else ""
+        raise NetworkError(f"could not connect the session to {where}{via}: {what}"
+                           ) from exc
     except (InvalidURI, InvalidProxy, ValueError):  # ValueError: e.g. a port out of range
         # Not chained: the cause's message may spell out the URL, token included.
         if from_caller:
@@ -89,15 +98,6 @@ async def open_websocket(url: str, ws_options: dict[str, Any], *, from_caller: b
     except InvalidHandshake as exc:
         raise RemoteProtocolError(
             f"the WebSocket handshake with {where} failed: {type(exc).__name__}") from exc
-    except (OSError, TimeoutError) as exc:
-        what = describe_network_failure(exc)
-        if certificate_failure(exc) is not None:
-            raise CertificateError(f"could not connect the session to {where}: {what}"
-                                   ) from exc
-        proxy = environment_proxy(scheme, host)
-        via = f" via the proxy {proxy}" if proxy else ""
-        raise NetworkError(f"could not connect the session to {where}{via}: {what}"
-                           ) from exc
 
 
 class ConnectionWatch:
