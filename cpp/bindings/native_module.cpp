@@ -5,11 +5,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "anunzi/cpu_dispatch.hpp"
@@ -269,6 +271,39 @@ std::chrono::nanoseconds checked_timeout(double seconds) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One thread per side. The ring and the jitter buffer have one producer and one consumer (their
+// C++ headers say so on every method). From Python, a second thread on one side is a caller's
+// mistake that, with the GIL released in a copy or a wait, would run two index updates at once
+// and corrupt the ring, and the next read would copy past its storage. So each side records
+// the method running in it: entry claims the side with one compare-and-swap, exit frees it, and
+// a call that finds it claimed raises RuntimeError instead. Uncontended, that is one atomic
+// instruction per call; a claim never waits, so it cannot deadlock with the GIL.
+
+struct Side {
+  const char* owner;  // "SpscRing.", for messages
+  const char* rule;   // "a ring has one producer"
+  std::atomic<const char*> running{nullptr};  // the method inside this side, or null
+};
+
+class SideClaim {
+ public:
+  SideClaim(Side& side, const char* method) : side_(side) {
+    const char* other = nullptr;
+    if (!side.running.compare_exchange_strong(other, method, std::memory_order_acquire,
+                                              std::memory_order_relaxed)) {
+      throw std::runtime_error(std::string(side.owner) + other +
+                               " is already running in another thread: " + side.rule);
+    }
+  }
+  ~SideClaim() { side_.running.store(nullptr, std::memory_order_release); }
+  SideClaim(const SideClaim&) = delete;
+  SideClaim& operator=(const SideClaim&) = delete;
+
+ private:
+  Side& side_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // SpscRing for Python: one class, the sample type chosen at construction.
 
 class PySpscRing {
@@ -288,6 +323,7 @@ class PySpscRing {
   }
 
   std::size_t write(py::handle samples) {
+    const SideClaim claim(producer_, "write");
     SampleSpan s;
     acquire_samples(s, samples, type_, false, "samples");
     return with_gil_released_if_long(s.n, [&] {
@@ -297,20 +333,17 @@ class PySpscRing {
   }
 
   std::size_t read_into(py::handle out) {
-    SampleSpan s;
-    acquire_samples(s, out, type_, true, "out");
-    return with_gil_released_if_long(s.n, [&] {
-      return int16_ ? int16_->read(static_cast<int16_t*>(s.data), s.n)
-                    : float_->read(static_cast<float*>(s.data), s.n);
-    });
+    const SideClaim claim(consumer_, "read_into");
+    return read_claimed(out);
   }
 
   py::array read(py::handle max_samples) {
+    const SideClaim claim(consumer_, "read");
     const std::size_t wanted = std::min(checked_count(max_samples, "max_samples",
                                                       anunzi::SpscRing<float>::kMaxCapacity),
                                         readable());
     py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(wanted)});
-    const std::size_t got = read_into(out);
+    const std::size_t got = read_claimed(out);
     return got == wanted ? out : py::array(out[py::slice(0, static_cast<py::ssize_t>(got), 1)]);
   }
 
@@ -330,6 +363,7 @@ class PySpscRing {
   }
 
   bool wait_readable(py::handle num_samples, double timeout) {
+    const SideClaim claim(consumer_, "wait_readable");
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
     if (readable() >= n) return true;  // no wait, so no GIL hand-over to smooth
@@ -343,6 +377,7 @@ class PySpscRing {
   }
 
   bool wait_writable(py::handle num_samples, double timeout) {
+    const SideClaim claim(producer_, "wait_writable");
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
     if (writable() >= n) return true;
@@ -370,9 +405,21 @@ class PySpscRing {
     return f();
   }
 
+  // The consumer side, claimed by the caller.
+  std::size_t read_claimed(py::handle out) {
+    SampleSpan s;
+    acquire_samples(s, out, type_, true, "out");
+    return with_gil_released_if_long(s.n, [&] {
+      return int16_ ? int16_->read(static_cast<int16_t*>(s.data), s.n)
+                    : float_->read(static_cast<float*>(s.data), s.n);
+    });
+  }
+
   SampleType type_;
   std::unique_ptr<anunzi::SpscRing<int16_t>> int16_;
   std::unique_ptr<anunzi::SpscRing<float>> float_;
+  Side producer_{"SpscRing.", "a ring has one producer"};
+  Side consumer_{"SpscRing.", "a ring has one consumer"};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -428,6 +475,7 @@ class PyJitterBuffer {
   }
 
   std::size_t push(py::handle samples) {
+    const SideClaim claim(producer_, "push");
     SampleSpan s;
     acquire_samples(s, samples, type_, false, "samples", 0);  // exported: the GIL is released
     py::gil_scoped_release release;  // push may wait (briefly) for the consumer's copy
@@ -436,25 +484,22 @@ class PyJitterBuffer {
   }
 
   std::size_t clear() {
+    const SideClaim claim(producer_, "clear");
     py::gil_scoped_release release;
     return int16_ ? int16_->clear() : float_->clear();
   }
 
   std::size_t read_into(py::handle out) {
-    SampleSpan s;
-    acquire_samples(s, out, type_, true, "out");
-    if (s.n >= kReleaseGilSamples) {
-      py::gil_scoped_release release;
-      return pull(s.data, s.n);
-    }
-    return pull(s.data, s.n);
+    const SideClaim claim(consumer_, "read_into");
+    return pull_claimed(out);
   }
 
   py::array read(py::handle num_samples) {
+    const SideClaim claim(consumer_, "read");
     const std::size_t n =
         checked_count(num_samples, "num_samples", anunzi::SpscRing<float>::kMaxCapacity);
     py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
-    read_into(out);
+    pull_claimed(out);
     return out;
   }
 
@@ -479,9 +524,19 @@ class PyJitterBuffer {
   }
 
  private:
-  std::size_t pull(void* data, std::size_t n) {
-    return int16_ ? int16_->pull(static_cast<int16_t*>(data), n)
-                  : float_->pull(static_cast<float*>(data), n);
+  // The consumer side, claimed by the caller.
+  std::size_t pull_claimed(py::handle out) {
+    SampleSpan s;
+    acquire_samples(s, out, type_, true, "out");
+    auto pull = [&] {
+      return int16_ ? int16_->pull(static_cast<int16_t*>(s.data), s.n)
+                    : float_->pull(static_cast<float*>(s.data), s.n);
+    };
+    if (s.n >= kReleaseGilSamples) {
+      py::gil_scoped_release release;
+      return pull();
+    }
+    return pull();
   }
 
   SampleType type_;
@@ -490,6 +545,8 @@ class PyJitterBuffer {
   double max_ms_ = 0;
   std::unique_ptr<anunzi::JitterBuffer<int16_t>> int16_;
   std::unique_ptr<anunzi::JitterBuffer<float>> float_;
+  Side producer_{"JitterBuffer.", "a jitter buffer has one producer"};
+  Side consumer_{"JitterBuffer.", "a jitter buffer has one consumer"};
 };
 
 // The ring's per-chunk calls, bound with CPython's own method protocol (METH_O): pybind11's
