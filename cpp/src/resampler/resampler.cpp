@@ -20,7 +20,7 @@
 #include <utility>
 
 #include "prototype.hpp"
-#include "resampler_kernels.hpp"
+#include "kernels.hpp"
 
 namespace anunzi {
 

@@ -4,7 +4,7 @@
 // library runs on any x86-64 and picks its path at run time. Each variant has a fixed summation
 // order, so a given path gives the same bits for the same taps and samples wherever they sit in
 // memory; different paths may differ in the last bits.
-#include "resampler_kernels.hpp"
+#include "kernels.hpp"
 
 #include <algorithm>
 #include <cstdint>
