@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "anunzi/resampler.hpp"
+#include "anunzi/cpu_dispatch.hpp"
 
 namespace anunzi::detail {
 
