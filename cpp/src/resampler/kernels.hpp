@@ -1,11 +1,23 @@
 #pragma once
-// Internal to the resampler: the per-ISA dot-product kernels.
+// Internal to the resampler: the dot-product kernels, one table per instruction set.
+//
+// Each ISA's kernels live in their own translation unit, compiled with that ISA's flags and
+// nothing else (CMakeLists.txt): kernels_portable.cpp, kernels_sse2.cpp, and kernels_avx2.cpp
+// and kernels_avx512.cpp, which compile the one generic body in kernels_simd.hpp for their
+// registers. Code that runs before the dispatch (everything else) is compiled for the
+// baseline. Each variant has a fixed summation order, so a given path gives the same bits for
+// the same taps and samples wherever they sit in memory; different paths may differ in the
+// last bits.
+//
+// A new kernel is written once in kernels_simd.hpp (for the vector ISAs) and added as one entry
+// to Kernels and to each ISA's table.
 #include <cstddef>
-#include <cstdint>
 
 #include "anunzi/cpu_dispatch.hpp"
 
 namespace anunzi::detail {
+
+constexpr std::size_t kMaxGroup = 8;
 
 // For `group`, `k` is a multiple of 16 for float and of 8 for double (the filters are padded with
 // zero taps); `consecutive` takes any k.
@@ -25,14 +37,34 @@ struct Kernels {
   void (*consecutive)(const S* row, const S* x, std::size_t k, std::size_t n, S* out);
 };
 
-constexpr std::size_t kMaxGroup = 8;
+// One ISA's kernels for both arithmetic types. The tables are constants (no code runs to build
+// them), so nothing compiled with an ISA's flags runs before the dispatch has chosen it.
+struct IsaKernels {
+  Kernels<float> f32;
+  Kernels<double> f64;
+};
 
+extern const IsaKernels kPortableKernels;
+#if ANUNZI_X86_KERNELS
+extern const IsaKernels kSse2Kernels;
+extern const IsaKernels kAvx2Kernels;
+extern const IsaKernels kAvx512Kernels;
+#endif
+
+// The kernels of `isa`, which this CPU must support (isa_supported()).
 template <typename S>
-Kernels<S> kernels_for(Isa isa);
+[[nodiscard]] Kernels<S> kernels_for(Isa isa);
 template <>
-Kernels<float> kernels_for<float>(Isa isa);
+[[nodiscard]] Kernels<float> kernels_for<float>(Isa isa);
 template <>
-Kernels<double> kernels_for<double>(Isa isa);
+[[nodiscard]] Kernels<double> kernels_for<double>(Isa isa);
 
+// The group kernel of ISAs without a group-specific kernel: each output on its own with the
+// ISA's single dot product.
+template <typename S, S (*Dot)(const S*, const S*, std::size_t)>
+void group_of_dots(const S* const* rows, const S* const* xs, const S* /*block*/, std::size_t k,
+                   std::size_t g, S* out) {
+  for (std::size_t o = 0; o < g; ++o) out[o] = Dot(rows[o], xs[o], k);
+}
 
 }  // namespace anunzi::detail
