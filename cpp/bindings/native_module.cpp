@@ -22,8 +22,11 @@
 #include "native_docs.hpp"
 
 namespace py = pybind11;
+using anunzi::SampleType;
 using anunzi::bindings::BufferView;
-using anunzi::bindings::SampleType;
+using anunzi::bindings::dtype_of;
+using anunzi::bindings::without_gil;
+using anunzi::bindings::without_gil_if;
 
 namespace {
 
@@ -73,7 +76,7 @@ InputWalk walk_input(const BufferView& in, std::size_t itemsize) {
   const Py_buffer& v = in.view();
   InputWalk w;
   w.data = in.data();
-  if (in.type() == SampleType::kBytes) {  // raw bytes are reinterpreted as samples
+  if (in.raw_bytes()) {  // raw bytes are reinterpreted as samples
     if (!in.c_contiguous()) throw py::value_error("raw byte input must be contiguous");
     if (v.len % static_cast<py::ssize_t>(itemsize) != 0) {
       throw py::value_error("raw byte input length " + std::to_string(v.len) +
@@ -108,7 +111,7 @@ struct Output {
 
 template <typename T>
 void prepare_output(Output<T>& o, py::handle out, const BufferView& in, const InputWalk& w,
-                    SampleType expected, const char* expected_name) {
+                    SampleType expected) {
   if (out.is_none()) {
     py::array array = new_array<T>(w);
     o.data = static_cast<T*>(array.mutable_data());
@@ -116,9 +119,9 @@ void prepare_output(Output<T>& o, py::handle out, const BufferView& in, const In
     return;
   }
   if (!o.view.acquire(out.ptr(), true, kReleaseGilSamples)) raise_not_writable_or_not_buffer(out);
-  if (o.view.type() != expected) {
-    throw py::type_error(std::string("out must have dtype ") + expected_name + ", got " +
-                         describe(out));
+  if (o.view.sample_type() != expected) {
+    throw py::type_error(std::string("out must have dtype ") + anunzi::sample_type_name(expected) +
+                         ", got " + describe(out));
   }
   if (!o.view.c_contiguous()) throw py::value_error("out must be C-contiguous");
   if (o.view.num_items() != w.n) {
@@ -138,8 +141,7 @@ py::object float_to_pcm16(py::handle samples, py::handle out, bool return_clippe
     throw py::type_error("samples must be a buffer (numpy array, memoryview, bytes), got " +
                          describe(samples));
   }
-  SampleType type = in.type();
-  if (type == SampleType::kBytes) type = SampleType::kFloat32;
+  const std::optional<SampleType> type = in.raw_bytes() ? SampleType::kFloat32 : in.sample_type();
   if (type != SampleType::kFloat32 && type != SampleType::kFloat64) {
     throw py::type_error("float_to_pcm16 takes float32 or float64 samples, got " +
                          describe(samples));
@@ -147,7 +149,7 @@ py::object float_to_pcm16(py::handle samples, py::handle out, bool return_clippe
   const std::size_t itemsize = type == SampleType::kFloat32 ? 4 : 8;
   const InputWalk w = walk_input(in, itemsize);
   Output<int16_t> o;
-  prepare_output(o, out, in, w, SampleType::kInt16, "int16");
+  prepare_output(o, out, in, w, SampleType::kInt16);
 
   std::size_t clipped = 0;
   auto run = [&] {
@@ -162,12 +164,7 @@ py::object float_to_pcm16(py::handle samples, py::handle out, bool return_clippe
                               : pcm::double_to_pcm16_strided(x, w.stride, o.data, w.n, return_clipped);
     }
   };
-  if (w.n >= kReleaseGilSamples) {
-    py::gil_scoped_release release;
-    run();
-  } else {
-    run();
-  }
+  without_gil_if(w.n >= kReleaseGilSamples, run);
   if (return_clipped) return py::make_tuple(o.object, clipped);
   return o.object;
 }
@@ -178,14 +175,13 @@ py::object pcm16_to_float(py::handle samples, py::handle out) {
     throw py::type_error("samples must be a buffer (numpy array, memoryview, bytes), got " +
                          describe(samples));
   }
-  const SampleType type = in.type();
-  if (type != SampleType::kInt16 && type != SampleType::kBytes) {
+  if (!in.raw_bytes() && in.sample_type() != SampleType::kInt16) {
     throw py::type_error("pcm16_to_float takes int16 samples or raw PCM16 bytes, got " +
                          describe(samples));
   }
   const InputWalk w = walk_input(in, 2);
   Output<float> o;
-  prepare_output(o, out, in, w, SampleType::kFloat32, "float32");
+  prepare_output(o, out, in, w, SampleType::kFloat32);
   auto run = [&] {
     const auto* x = reinterpret_cast<const int16_t*>(w.data);
     if (w.stride == 1) {
@@ -194,27 +190,21 @@ py::object pcm16_to_float(py::handle samples, py::handle out) {
       anunzi::pcm::pcm16_to_float_strided(x, w.stride, o.data, w.n);
     }
   };
-  if (w.n >= kReleaseGilSamples) {
-    py::gil_scoped_release release;
-    run();
-  } else {
-    run();
-  }
+  without_gil_if(w.n >= kReleaseGilSamples, run);
   return o.object;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sample-type plumbing shared by the ring and the jitter buffer.
 
+// The ring's and the jitter buffer's sample type: int16 or float32.
 SampleType sample_type_from_dtype(py::handle dtype) {
-  py::dtype d = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
-  if (d.equal(py::dtype::of<int16_t>())) return SampleType::kInt16;
-  if (d.equal(py::dtype::of<float>())) return SampleType::kFloat32;
-  throw py::type_error("dtype must be int16 or float32, got " + py::str(dtype).cast<std::string>());
-}
-
-py::dtype numpy_dtype(SampleType t) {
-  return t == SampleType::kInt16 ? py::dtype::of<int16_t>() : py::dtype::of<float>();
+  const std::optional<SampleType> type = anunzi::bindings::sample_type_of(dtype);
+  if (type != SampleType::kInt16 && type != SampleType::kFloat32) {
+    throw py::type_error("dtype must be int16 or float32, got " +
+                         py::str(dtype).cast<std::string>());
+  }
+  return *type;
 }
 
 // A contiguous run of samples of exactly type t, from any buffer object.
@@ -230,9 +220,9 @@ void acquire_samples(SampleSpan& s, py::handle obj, SampleType t, bool writable,
     if (writable) raise_not_writable_or_not_buffer(obj);
     throw py::type_error(std::string(what) + " must be a buffer, got " + describe(obj));
   }
-  if (s.view.type() != t) {
-    throw py::type_error(std::string(what) + " must have dtype " +
-                         anunzi::bindings::sample_type_name(t) + ", got " + describe(obj));
+  if (s.view.sample_type() != t) {
+    throw py::type_error(std::string(what) + " must have dtype " + anunzi::sample_type_name(t) +
+                         ", got " + describe(obj));
   }
   if (!s.view.c_contiguous()) throw py::value_error(std::string(what) + " must be C-contiguous");
   s.data = s.view.data();
@@ -326,7 +316,7 @@ class PySpscRing {
     const SideClaim claim(producer_, "write");
     SampleSpan s;
     acquire_samples(s, samples, type_, false, "samples");
-    return with_gil_released_if_long(s.n, [&] {
+    return without_gil_if(s.n >= kReleaseGilSamples, [&] {
       return int16_ ? int16_->write(static_cast<const int16_t*>(s.data), s.n)
                     : float_->write(static_cast<const float*>(s.data), s.n);
     });
@@ -342,7 +332,7 @@ class PySpscRing {
     const std::size_t wanted = std::min(checked_count(max_samples, "max_samples",
                                                       anunzi::SpscRing<float>::kMaxCapacity),
                                         readable());
-    py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(wanted)});
+    py::array out(dtype_of(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(wanted)});
     const std::size_t got = read_claimed(out);
     return got == wanted ? out : py::array(out[py::slice(0, static_cast<py::ssize_t>(got), 1)]);
   }
@@ -367,13 +357,15 @@ class PySpscRing {
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
     if (readable() >= n) return true;  // no wait, so no GIL hand-over to smooth
-    py::gil_scoped_release release;
-    const bool ready =
-        int16_ ? int16_->wait_for_readable(n, wait) : float_->wait_for_readable(n, wait);
-    if (int16_ ? int16_->producer_has_waited() : float_->producer_has_waited()) {
-      linger_while([&] { return int16_ ? !int16_->producer_waiting() : !float_->producer_waiting(); });
-    }
-    return ready;
+    return without_gil([&] {
+      const bool ready =
+          int16_ ? int16_->wait_for_readable(n, wait) : float_->wait_for_readable(n, wait);
+      if (int16_ ? int16_->producer_has_waited() : float_->producer_has_waited()) {
+        linger_while(
+            [&] { return int16_ ? !int16_->producer_waiting() : !float_->producer_waiting(); });
+      }
+      return ready;
+    });
   }
 
   bool wait_writable(py::handle num_samples, double timeout) {
@@ -381,35 +373,28 @@ class PySpscRing {
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
     if (writable() >= n) return true;
-    py::gil_scoped_release release;
-    const bool ready =
-        int16_ ? int16_->wait_for_writable(n, wait) : float_->wait_for_writable(n, wait);
-    if (int16_ ? int16_->consumer_has_waited() : float_->consumer_has_waited()) {
-      linger_while([&] { return int16_ ? !int16_->consumer_waiting() : !float_->consumer_waiting(); });
-    }
-    return ready;
+    return without_gil([&] {
+      const bool ready =
+          int16_ ? int16_->wait_for_writable(n, wait) : float_->wait_for_writable(n, wait);
+      if (int16_ ? int16_->consumer_has_waited() : float_->consumer_has_waited()) {
+        linger_while(
+            [&] { return int16_ ? !int16_->consumer_waiting() : !float_->consumer_waiting(); });
+      }
+      return ready;
+    });
   }
 
   std::size_t readable() const { return int16_ ? int16_->readable() : float_->readable(); }
   std::size_t writable() const { return int16_ ? int16_->writable() : float_->writable(); }
   std::size_t capacity() const { return int16_ ? int16_->capacity() : float_->capacity(); }
-  py::dtype dtype() const { return numpy_dtype(type_); }
+  py::dtype dtype() const { return dtype_of(type_); }
 
  private:
-  template <typename F>
-  static std::size_t with_gil_released_if_long(std::size_t n, F&& f) {
-    if (n >= kReleaseGilSamples) {
-      py::gil_scoped_release release;
-      return f();
-    }
-    return f();
-  }
-
   // The consumer side, claimed by the caller.
   std::size_t read_claimed(py::handle out) {
     SampleSpan s;
     acquire_samples(s, out, type_, true, "out");
-    return with_gil_released_if_long(s.n, [&] {
+    return without_gil_if(s.n >= kReleaseGilSamples, [&] {
       return int16_ ? int16_->read(static_cast<int16_t*>(s.data), s.n)
                     : float_->read(static_cast<float*>(s.data), s.n);
     });
@@ -478,15 +463,15 @@ class PyJitterBuffer {
     const SideClaim claim(producer_, "push");
     SampleSpan s;
     acquire_samples(s, samples, type_, false, "samples", 0);  // exported: the GIL is released
-    py::gil_scoped_release release;  // push may wait (briefly) for the consumer's copy
-    return int16_ ? int16_->push(static_cast<const int16_t*>(s.data), s.n)
-                  : float_->push(static_cast<const float*>(s.data), s.n);
+    return without_gil([&] {  // push may wait (briefly) for the consumer's copy
+      return int16_ ? int16_->push(static_cast<const int16_t*>(s.data), s.n)
+                    : float_->push(static_cast<const float*>(s.data), s.n);
+    });
   }
 
   std::size_t clear() {
     const SideClaim claim(producer_, "clear");
-    py::gil_scoped_release release;
-    return int16_ ? int16_->clear() : float_->clear();
+    return without_gil([&] { return int16_ ? int16_->clear() : float_->clear(); });
   }
 
   std::size_t read_into(py::handle out) {
@@ -498,7 +483,7 @@ class PyJitterBuffer {
     const SideClaim claim(consumer_, "read");
     const std::size_t n =
         checked_count(num_samples, "num_samples", anunzi::SpscRing<float>::kMaxCapacity);
-    py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
+    py::array out(dtype_of(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
     pull_claimed(out);
     return out;
   }
@@ -514,11 +499,11 @@ class PyJitterBuffer {
     return int16_ ? int16_->max_samples() : float_->max_samples();
   }
   bool playing() const { return int16_ ? int16_->playing() : float_->playing(); }
-  py::dtype dtype() const { return numpy_dtype(type_); }
+  py::dtype dtype() const { return dtype_of(type_); }
   std::string repr() const {
     std::ostringstream o;
     o << "JitterBuffer(sample_rate=" << sample_rate() << ", prefill_ms=" << prefill_ms_
-      << ", max_ms=" << max_ms_ << ", dtype='" << anunzi::bindings::sample_type_name(type_)
+      << ", max_ms=" << max_ms_ << ", dtype='" << anunzi::sample_type_name(type_)
       << "', buffered=" << stats().s.buffered << ")";
     return o.str();
   }
@@ -528,15 +513,10 @@ class PyJitterBuffer {
   std::size_t pull_claimed(py::handle out) {
     SampleSpan s;
     acquire_samples(s, out, type_, true, "out");
-    auto pull = [&] {
+    return without_gil_if(s.n >= kReleaseGilSamples, [&] {
       return int16_ ? int16_->pull(static_cast<int16_t*>(s.data), s.n)
                     : float_->pull(static_cast<float*>(s.data), s.n);
-    };
-    if (s.n >= kReleaseGilSamples) {
-      py::gil_scoped_release release;
-      return pull();
-    }
-    return pull();
+    });
   }
 
   SampleType type_;

@@ -11,13 +11,12 @@
 #include <memory>
 
 #include "anunzi/cpu_dispatch.hpp"
+#include "anunzi/sample_type.hpp"
 
 namespace anunzi {
 
 // Values match python-soxr's constants so code passing soxr.HQ etc. keeps working.
 enum class Quality : int { kQuick = 0, kLow = 1, kMedium = 2, kHigh = 4, kVeryHigh = 6 };
-
-enum class SampleType : int { kFloat32 = 0, kFloat64 = 1, kInt16 = 2, kInt32 = 3 };
 
 [[nodiscard]] bool quality_is_valid(int quality);
 

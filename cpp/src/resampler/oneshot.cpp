@@ -17,19 +17,6 @@ namespace {
 constexpr double kMinMultiplyAddsPerThread = 5e6;
 constexpr unsigned kMaxThreads = 64;
 
-std::size_t item_size(SampleType type) {
-  switch (type) {
-    case SampleType::kFloat32:
-    case SampleType::kInt32:
-      return 4;
-    case SampleType::kFloat64:
-      return 8;
-    case SampleType::kInt16:
-      return 2;
-  }
-  return 1;
-}
-
 template <typename View>
 View frames_of(const View& v, std::uint64_t from, std::uint64_t count) {
   View part = v;
@@ -37,7 +24,7 @@ View frames_of(const View& v, std::uint64_t from, std::uint64_t count) {
                                   const unsigned char, unsigned char>;
   if (count > 0) {
     part.data = static_cast<Byte*>(v.data) + static_cast<std::ptrdiff_t>(from) * v.frame_stride *
-                                                 static_cast<std::ptrdiff_t>(item_size(v.type));
+                                                 static_cast<std::ptrdiff_t>(sample_size(v.type));
   }
   part.frames = static_cast<std::size_t>(count);
   return part;
