@@ -572,21 +572,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("pcm16_to_float", &pcm16_to_float, py::arg("samples"), py::arg("out") = py::none(),
         anunzi::docs::kPcm16ToFloat);
 
-  m.def("active_isa", [] { return std::string(anunzi::isa_name(anunzi::active_isa())); },
-        "Name of the instruction-set level the hot loops use now.");
-  m.def("supported_isas", [] {
-    std::vector<std::string> names;
-    for (auto isa : {anunzi::Isa::kPortable, anunzi::Isa::kSse2, anunzi::Isa::kAvx2,
-                     anunzi::Isa::kAvx512}) {
-      if (anunzi::isa_supported(isa)) names.emplace_back(anunzi::isa_name(isa));
-    }
-    return names;
-  }, "Levels this CPU can run, lowest first.");
-  m.def("set_active_isa", [](const std::string& name) {
-    const auto isa = anunzi::isa_from_name(name);
-    if (!isa) throw py::value_error("unknown ISA level '" + name + "'; expected one of portable, sse2, avx2, avx512");
-    if (!anunzi::set_active_isa(*isa)) throw py::value_error("this CPU cannot run the '" + name + "' level");
-  }, py::arg("name"), "Force an instruction-set level (for tests and benchmarks).");
+  anunzi::bindings::add_isa_functions(m);
 
   auto ring_class = py::class_<PySpscRing>(m, "SpscRing", anunzi::docs::kSpscRing);
   add_fast_methods(ring_class, kRingFastMethods, std::size(kRingFastMethods));

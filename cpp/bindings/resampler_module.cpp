@@ -46,10 +46,10 @@ anunzi::Quality quality_of(int q) {
 
 // Builds the core with the GIL released: designing a filter is pure C++ and takes up to a
 // second or more for extreme ratios, during which other Python threads must keep running.
-// Arguments are validated (and the ISA read from the environment) before, with the GIL held.
+// Arguments are validated (and the package's active ISA read) before, with the GIL held.
 anunzi::Resampler make_core(double in_rate, double out_rate, std::size_t num_channels,
                             anunzi::Quality quality, SampleType type) {
-  const anunzi::Isa isa = anunzi::select_isa();
+  const anunzi::Isa isa = anunzi::bindings::shared_active_isa();
   return without_gil(
       [&] { return anunzi::Resampler(in_rate, out_rate, num_channels, quality, type, isa); });
 }
@@ -152,6 +152,7 @@ py::array oneshot(const py::array& x, double in_rate, double out_rate, int quali
 }  // namespace
 
 PYBIND11_MODULE(_resampler, m) {
+  anunzi::bindings::load_shared_isa();  // the level set_active_isa() sets, from _native
   m.doc() = "anunzi-fast streaming resampler: polyphase FIR (equiripple or Kaiser), SIMD dispatched";
   m.attr("QQ") = static_cast<int>(anunzi::Quality::kQuick);
   m.attr("LQ") = static_cast<int>(anunzi::Quality::kLow);
@@ -206,18 +207,4 @@ PYBIND11_MODULE(_resampler, m) {
       },
       "The process-wide filter-design cache: coefficient bytes held, entries, the byte cap, and\n"
       "designs computed so far (cache misses). For tests and diagnostics.");
-  m.def(
-      "supported_isas",
-      [] {
-        py::list names;
-        for (auto isa : {anunzi::Isa::kPortable, anunzi::Isa::kSse2, anunzi::Isa::kAvx2,
-                         anunzi::Isa::kAvx512}) {
-          if (anunzi::isa_supported(isa)) names.append(anunzi::isa_name(isa));
-        }
-        return names;
-      },
-      "Names of the kernel paths this CPU can run (ANUNZI_FAST_ISA accepts these).");
-  m.def(
-      "selected_isa", [] { return std::string(anunzi::isa_name(anunzi::select_isa())); },
-      "The kernel path a resampler built now would use.");
 }

@@ -24,9 +24,6 @@ Set ``ANUNZI_FAST_ISA`` to ``portable``, ``sse2``, ``avx2`` or ``avx512`` before
 an instruction-set level; :func:`active_isa` tells which one runs.
 """
 
-import os as _os
-import warnings as _warnings
-
 from anunzi_fast._native import (
     JitterBuffer,
     JitterStats,
@@ -79,14 +76,6 @@ from anunzi_fast.resampler import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
 from anunzi_fast.wav import WavAudio, read_wav, write_wav
 
 __version__ = "0.1.0"
-
-if (_forced := _os.environ.get("ANUNZI_FAST_ISA")) and _forced != active_isa():
-    _warnings.warn(
-        f"ANUNZI_FAST_ISA={_forced!r} is unknown or not supported by this CPU; "
-        f"the conversions use {active_isa()!r}",
-        RuntimeWarning,
-        stacklevel=2,
-    )
 
 __all__ = [
     "AGENT_SAMPLE_RATE",

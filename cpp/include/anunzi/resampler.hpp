@@ -20,12 +20,6 @@ enum class Quality : int { kQuick = 0, kLow = 1, kMedium = 2, kHigh = 4, kVeryHi
 
 [[nodiscard]] bool quality_is_valid(int quality);
 
-// The ISA named by the environment variable ANUNZI_FAST_ISA (portable|sse2|avx2|avx512) if set
-// and supported by this CPU, else the best supported one. Throws std::invalid_argument if the
-// variable names an unknown or unsupported path, so a forced test can never silently pass on
-// another path.
-[[nodiscard]] Isa select_isa();
-
 // The process-wide cache of filter designs shared by streams with the same ratio, preset and
 // arithmetic type. It keeps recently used designs up to `limit_bytes` of coefficients in total
 // and never a single design larger than that. For tests and diagnostics.
@@ -63,7 +57,8 @@ class Stream;  // cpp/src/resampler/stream.hpp
 class Resampler {
  public:
   // `io_type` is the caller's sample type; float64 and int32 streams (and VHQ) are computed in
-  // double, the others in float32. `isa` is the kernel path. Throws std::invalid_argument for
+  // double, the others in float32. `isa` is the kernel path (active_isa(): the process's
+  // level, ANUNZI_FAST_ISA or set_active_isa()). Throws std::invalid_argument for
   // non-finite or non-positive rates, zero channels, an invalid quality, an ISA this CPU cannot
   // run (isa_supported()), a ratio of 2^20 + 1 or more either way, or one whose coefficient
   // table would exceed 256 MB at this quality.

@@ -2,10 +2,7 @@
 #include "anunzi/resampler.hpp"
 
 #include <cmath>
-#include <cstdlib>
-#include <optional>
 #include <stdexcept>
-#include <string>
 
 #include "oneshot.hpp"
 #include "ratio.hpp"
@@ -16,23 +13,6 @@ namespace anunzi {
 
 bool quality_is_valid(int quality) {
   return quality == 0 || quality == 1 || quality == 2 || quality == 4 || quality == 6;
-}
-
-Isa select_isa() {
-  const char* forced = std::getenv("ANUNZI_FAST_ISA");
-  if (forced != nullptr && forced[0] != '\0') {
-    const std::optional<Isa> isa = isa_from_name(forced);
-    if (!isa) {
-      throw std::invalid_argument(std::string("ANUNZI_FAST_ISA=") + forced +
-                                  " is not one of portable, sse2, avx2, avx512");
-    }
-    if (!isa_supported(*isa)) {
-      throw std::invalid_argument(std::string("ANUNZI_FAST_ISA=") + forced +
-                                  " is not supported by this CPU");
-    }
-    return *isa;
-  }
-  return best_supported_isa();
 }
 
 Resampler::Resampler(double in_rate, double out_rate, std::size_t num_channels, Quality quality,
