@@ -1,5 +1,6 @@
 # Type stub of the compiled module anunzi_fast._resampler (cpp/bindings/resampler_module.cpp).
 # Public code uses anunzi_fast.resampler, which validates arguments before calling in here.
+# tests/test_stubs.py checks it against the built module (stubtest and every signature).
 import numpy as np
 
 QQ: int
