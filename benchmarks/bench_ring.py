@@ -9,6 +9,10 @@ call) is the GIL changing hands, 10-50 us each time. So the ring's side waits wi
 wait_readable/wait_writable (GIL released, no lock) until half the ring is ready, and then
 works through that batch without being interrupted. The peers hold at most as many chunks as
 the ring: the queue blocks in get/put as usual, and the deque polls with time.sleep(0).
+
+test_uncontended_calls times the ring's own cost alone: one thread writing and reading back
+10 ms chunks, no hand-off, so a change to the per-call path (such as its misuse guard) shows
+up here undiluted by the GIL.
 """
 
 import collections
@@ -110,3 +114,26 @@ def test_handoff(benchmark, handoff) -> None:  # type: ignore[no-untyped-def]
     result = benchmark.pedantic(handoff, rounds=5, iterations=1)
     assert result == CHUNKS
     _report(benchmark)
+
+
+CALLS = 20_000
+
+
+def write_read_one_thread() -> int:
+    ring = SpscRing(CHUNK * 4, "int16")
+    chunk = _chunks()[0]
+    out = np.empty(CHUNK, np.int16)
+    moved = 0
+    for _ in range(CALLS):
+        moved += ring.write(chunk)
+        moved += ring.read_into(out)
+    return moved
+
+
+def test_uncontended_calls(benchmark) -> None:  # type: ignore[no-untyped-def]
+    benchmark.group = "10 ms chunk write + read_into on one thread"
+    result = benchmark.pedantic(write_read_one_thread, rounds=20, iterations=1)
+    assert result == 2 * CALLS * CHUNK
+    benchmark.extra_info["calls"] = 2 * CALLS
+    if benchmark.stats:
+        benchmark.extra_info["ns_per_call"] = benchmark.stats.stats.min / (2 * CALLS) * 1e9

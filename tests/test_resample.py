@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from math import gcd
 from typing import Any
 
 import numpy as np
 import pytest
 
-from anunzi_fast import _resampler
+from anunzi_fast import _native, _resampler
 from anunzi_fast import resampler as rs
 from anunzi_fast.resampler import HQ, LQ, MQ, QQ, VHQ, ResampleStream, resample
 from tests._gil import gil_never_preempted
@@ -438,12 +441,22 @@ def test_passband_flat_to_091_of_nyquist(quality: int) -> None:
 # ---------------------------------------------------------------- ISA paths and threads
 
 
-@pytest.mark.parametrize("isa", _resampler.supported_isas())
-def test_every_isa_path_agrees(isa: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def restore_isa() -> Iterator[None]:
+    before = _native.active_isa()
+    try:
+        yield
+    finally:
+        _native.set_active_isa(before)
+
+
+@pytest.mark.parametrize("isa", _native.supported_isas())
+@pytest.mark.usefixtures("restore_isa")
+def test_every_isa_path_agrees(isa: str) -> None:
     rng = np.random.default_rng(11)
     x = rng.standard_normal((3001, 2)).astype(np.float32) * 0.3
     references = {q: resample(x.astype(np.float64), 16000, 44100, quality=q) for q in (HQ, VHQ)}
-    monkeypatch.setenv("ANUNZI_FAST_ISA", isa)
+    _native.set_active_isa(isa)
     s = ResampleStream(16000, 44100, 2)
     assert s._core.isa == isa
     for quality in (HQ, VHQ):
@@ -457,10 +470,34 @@ def test_every_isa_path_agrees(isa: str, monkeypatch: pytest.MonkeyPatch) -> Non
     assert np.max(np.abs(y_prime - resample(x.astype(np.float64), 7919, 16000))) < 1e-5
 
 
-def test_unknown_isa_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANUNZI_FAST_ISA", "neon9000")
-    with pytest.raises(ValueError, match="ANUNZI_FAST_ISA"):
-        ResampleStream(48000, 16000, 1)
+def test_unknown_isa_falls_back_to_the_best_level_with_a_warning() -> None:
+    # The one rule for every part (tests/native/test_dispatch.py checks the conversions): an
+    # unknown or unsupported ANUNZI_FAST_ISA is the best level, and a RuntimeWarning names it.
+    probe = (
+        "import numpy as np, anunzi_fast as a;"
+        "print(a.active_isa(), a.ResampleStream(48000, 16000, 1)._core.isa,"
+        " len(a.resample(np.zeros(480, np.float32), 48000, 16000)))"
+    )
+    env = {**os.environ, "ANUNZI_FAST_ISA": "neon9000"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [_native.supported_isas()[-1]] * 2 + ["160"]
+    assert "RuntimeWarning: ANUNZI_FAST_ISA='neon9000' is unknown" in result.stderr
+
+
+@pytest.mark.usefixtures("restore_isa")
+def test_set_active_isa_reaches_new_streams() -> None:
+    best = _native.supported_isas()[-1]
+    _native.set_active_isa(best)
+    before = ResampleStream(48000, 16000, 1)
+    _native.set_active_isa("portable")
+    after = ResampleStream(48000, 16000, 1)
+    assert _native.active_isa() == after._core.isa == "portable"
+    assert before._core.isa == best  # a stream keeps the level it was built with
+    x = np.random.default_rng(4).standard_normal(4800).astype(np.float32)
+    assert np.array_equal(resample(x, 48000, 16000), after.resample_chunk(x, last=True))
 
 
 def test_gil_is_released_during_compute() -> None:

@@ -8,48 +8,40 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
-#include <vector>
+#include <utility>
+
+#include "common.hpp"
 
 namespace anunzi::bindings {
 
-namespace py = pybind11;
-
-enum class SampleType { kInt16, kFloat32, kFloat64, kBytes, kOther };
-
-inline const char* sample_type_name(SampleType t) {
-  switch (t) {
-    case SampleType::kInt16:
-      return "int16";
-    case SampleType::kFloat32:
-      return "float32";
-    case SampleType::kFloat64:
-      return "float64";
-    case SampleType::kBytes:
-      return "bytes";
-    default:
-      return "other";
-  }
-}
+// What a buffer's elements are: one of the core's sample types (in native byte order), raw
+// bytes to reinterpret as wire data (bytes, bytearray and their memoryviews), or neither.
+struct Elements {
+  std::optional<SampleType> samples;
+  bool raw_bytes = false;
+};
 
 // Native-order formats only: a byte-order prefix that means "little-endian" is accepted on
 // little-endian machines; big-endian data is an unsupported type. Unsigned bytes ('B', 'c':
 // bytes, bytearray, their memoryviews) are raw data to reinterpret; numpy arrays of int8 or
 // uint8 are not (the caller checks), as that would be a silent conversion.
-inline SampleType classify_format(const char* format, Py_ssize_t itemsize) {
-  if (format == nullptr) return itemsize == 1 ? SampleType::kBytes : SampleType::kOther;
+inline Elements classify_format(const char* format, Py_ssize_t itemsize) {
+  if (format == nullptr) return {std::nullopt, itemsize == 1};
   std::string f(format);
   if (!f.empty() && (f[0] == '@' || f[0] == '=' || f[0] == '<')) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    if (f[0] == '<') return SampleType::kOther;
+    if (f[0] == '<') return {};
 #endif
     f.erase(0, 1);
   }
-  if (f == "h" && itemsize == 2) return SampleType::kInt16;
-  if (f == "f" && itemsize == 4) return SampleType::kFloat32;
-  if (f == "d" && itemsize == 8) return SampleType::kFloat64;
-  if ((f == "B" || f == "c") && itemsize == 1) return SampleType::kBytes;
-  return SampleType::kOther;
+  if (f == "h" && itemsize == 2) return {SampleType::kInt16};
+  if ((f == "i" || f == "l") && itemsize == 4) return {SampleType::kInt32};
+  if (f == "f" && itemsize == 4) return {SampleType::kFloat32};
+  if (f == "d" && itemsize == 8) return {SampleType::kFloat64};
+  if ((f == "B" || f == "c") && itemsize == 1) return {std::nullopt, true};
+  return {};
 }
 
 // A view of a buffer-protocol object. Small numpy arrays are read straight from the array
@@ -76,13 +68,16 @@ class BufferView {
       return false;
     }
     exported_ = true;
-    type_ = classify_format(view_.format, view_.itemsize);
-    if (type_ == SampleType::kBytes && py::isinstance<py::array>(obj)) type_ = SampleType::kOther;
+    elements_ = classify_format(view_.format, view_.itemsize);
+    if (elements_.raw_bytes && py::isinstance<py::array>(obj)) elements_.raw_bytes = false;
     return true;
   }
 
   const Py_buffer& view() const { return view_; }
-  SampleType type() const { return type_; }
+  // The elements' sample type, if they are one of the core's.
+  std::optional<SampleType> sample_type() const { return elements_.samples; }
+  // Whether the buffer is raw bytes (never a numpy array).
+  bool raw_bytes() const { return elements_.raw_bytes; }
   bool c_contiguous() const { return c_contiguous_ || PyBuffer_IsContiguous(&view_, 'C') != 0; }
   std::size_t num_items() const {
     return static_cast<std::size_t>(view_.len / (view_.itemsize ? view_.itemsize : 1));
@@ -101,14 +96,25 @@ class BufferView {
     for (int d = 0; d < a->nd; ++d) count *= a->dimensions[d];
     if (static_cast<std::size_t>(count) >= export_from) return false;
     const py::ssize_t itemsize = dtype.itemsize();
-    type_ = SampleType::kOther;
+    elements_ = {};
     const char order = dtype.byteorder();
     if (order == '=' || order == '|') {  // native; numpy writes '=' for native multi-byte types
       switch (dtype.num()) {
-        case 3: type_ = SampleType::kInt16; break;     // NPY_SHORT
-        case 11: type_ = SampleType::kFloat32; break;  // NPY_FLOAT
-        case 12: type_ = SampleType::kFloat64; break;  // NPY_DOUBLE
-        default: break;                                // int8/uint8 arrays are not raw bytes
+        case 3:  // NPY_SHORT
+          elements_.samples = SampleType::kInt16;
+          break;
+        case 5:  // NPY_INT
+        case 7:  // NPY_LONG (4 bytes on some platforms)
+          if (itemsize == 4) elements_.samples = SampleType::kInt32;
+          break;
+        case 11:  // NPY_FLOAT
+          elements_.samples = SampleType::kFloat32;
+          break;
+        case 12:  // NPY_DOUBLE
+          elements_.samples = SampleType::kFloat64;
+          break;
+        default:  // int8/uint8 arrays are not raw bytes
+          break;
       }
     }
     view_.buf = a->data;
@@ -124,7 +130,7 @@ class BufferView {
   }
 
   Py_buffer view_{};
-  SampleType type_ = SampleType::kOther;
+  Elements elements_;
   bool exported_ = false;
   bool c_contiguous_ = false;
 };

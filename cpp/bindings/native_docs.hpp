@@ -83,7 +83,8 @@ Notes
 -----
 Exactly one thread may call the producer methods (``write``, ``writable``, ``wait_writable``)
 and exactly one the consumer methods (``read_into``, ``read``, ``readable``,
-``wait_readable``). Copies of 16384 samples or more run
+``wait_readable``). A copy or a wait called while another thread is inside one on the same
+side raises ``RuntimeError`` and leaves the ring as it was. Copies of 16384 samples or more run
 with the GIL released; shorter ones are quicker than a GIL hand-off. Inputs must have the
 ring's dtype exactly (``TypeError`` otherwise) and be C-contiguous (``ValueError``).
 )doc";
@@ -152,7 +153,8 @@ Notes
 -----
 One producer thread calls ``push`` and ``clear``; one consumer thread (an audio callback)
 calls ``read_into`` and ``read``; ``stats`` may be read from anywhere (each counter is exact;
-read while the sides work, they come from slightly different moments).
+read while the sides work, they come from slightly different moments). A producer (consumer)
+method called while another thread is inside one raises ``RuntimeError`` and changes nothing.
 )doc";
 
 inline constexpr const char* kJitterPush = R"doc(

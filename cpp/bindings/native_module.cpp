@@ -5,11 +5,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "anunzi/cpu_dispatch.hpp"
@@ -20,8 +22,11 @@
 #include "native_docs.hpp"
 
 namespace py = pybind11;
+using anunzi::SampleType;
 using anunzi::bindings::BufferView;
-using anunzi::bindings::SampleType;
+using anunzi::bindings::dtype_of;
+using anunzi::bindings::without_gil;
+using anunzi::bindings::without_gil_if;
 
 namespace {
 
@@ -71,7 +76,7 @@ InputWalk walk_input(const BufferView& in, std::size_t itemsize) {
   const Py_buffer& v = in.view();
   InputWalk w;
   w.data = in.data();
-  if (in.type() == SampleType::kBytes) {  // raw bytes are reinterpreted as samples
+  if (in.raw_bytes()) {  // raw bytes are reinterpreted as samples
     if (!in.c_contiguous()) throw py::value_error("raw byte input must be contiguous");
     if (v.len % static_cast<py::ssize_t>(itemsize) != 0) {
       throw py::value_error("raw byte input length " + std::to_string(v.len) +
@@ -106,7 +111,7 @@ struct Output {
 
 template <typename T>
 void prepare_output(Output<T>& o, py::handle out, const BufferView& in, const InputWalk& w,
-                    SampleType expected, const char* expected_name) {
+                    SampleType expected) {
   if (out.is_none()) {
     py::array array = new_array<T>(w);
     o.data = static_cast<T*>(array.mutable_data());
@@ -114,9 +119,9 @@ void prepare_output(Output<T>& o, py::handle out, const BufferView& in, const In
     return;
   }
   if (!o.view.acquire(out.ptr(), true, kReleaseGilSamples)) raise_not_writable_or_not_buffer(out);
-  if (o.view.type() != expected) {
-    throw py::type_error(std::string("out must have dtype ") + expected_name + ", got " +
-                         describe(out));
+  if (o.view.sample_type() != expected) {
+    throw py::type_error(std::string("out must have dtype ") + anunzi::sample_type_name(expected) +
+                         ", got " + describe(out));
   }
   if (!o.view.c_contiguous()) throw py::value_error("out must be C-contiguous");
   if (o.view.num_items() != w.n) {
@@ -136,8 +141,7 @@ py::object float_to_pcm16(py::handle samples, py::handle out, bool return_clippe
     throw py::type_error("samples must be a buffer (numpy array, memoryview, bytes), got " +
                          describe(samples));
   }
-  SampleType type = in.type();
-  if (type == SampleType::kBytes) type = SampleType::kFloat32;
+  const std::optional<SampleType> type = in.raw_bytes() ? SampleType::kFloat32 : in.sample_type();
   if (type != SampleType::kFloat32 && type != SampleType::kFloat64) {
     throw py::type_error("float_to_pcm16 takes float32 or float64 samples, got " +
                          describe(samples));
@@ -145,7 +149,7 @@ py::object float_to_pcm16(py::handle samples, py::handle out, bool return_clippe
   const std::size_t itemsize = type == SampleType::kFloat32 ? 4 : 8;
   const InputWalk w = walk_input(in, itemsize);
   Output<int16_t> o;
-  prepare_output(o, out, in, w, SampleType::kInt16, "int16");
+  prepare_output(o, out, in, w, SampleType::kInt16);
 
   std::size_t clipped = 0;
   auto run = [&] {
@@ -160,12 +164,7 @@ py::object float_to_pcm16(py::handle samples, py::handle out, bool return_clippe
                               : pcm::double_to_pcm16_strided(x, w.stride, o.data, w.n, return_clipped);
     }
   };
-  if (w.n >= kReleaseGilSamples) {
-    py::gil_scoped_release release;
-    run();
-  } else {
-    run();
-  }
+  without_gil_if(w.n >= kReleaseGilSamples, run);
   if (return_clipped) return py::make_tuple(o.object, clipped);
   return o.object;
 }
@@ -176,14 +175,13 @@ py::object pcm16_to_float(py::handle samples, py::handle out) {
     throw py::type_error("samples must be a buffer (numpy array, memoryview, bytes), got " +
                          describe(samples));
   }
-  const SampleType type = in.type();
-  if (type != SampleType::kInt16 && type != SampleType::kBytes) {
+  if (!in.raw_bytes() && in.sample_type() != SampleType::kInt16) {
     throw py::type_error("pcm16_to_float takes int16 samples or raw PCM16 bytes, got " +
                          describe(samples));
   }
   const InputWalk w = walk_input(in, 2);
   Output<float> o;
-  prepare_output(o, out, in, w, SampleType::kFloat32, "float32");
+  prepare_output(o, out, in, w, SampleType::kFloat32);
   auto run = [&] {
     const auto* x = reinterpret_cast<const int16_t*>(w.data);
     if (w.stride == 1) {
@@ -192,27 +190,21 @@ py::object pcm16_to_float(py::handle samples, py::handle out) {
       anunzi::pcm::pcm16_to_float_strided(x, w.stride, o.data, w.n);
     }
   };
-  if (w.n >= kReleaseGilSamples) {
-    py::gil_scoped_release release;
-    run();
-  } else {
-    run();
-  }
+  without_gil_if(w.n >= kReleaseGilSamples, run);
   return o.object;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sample-type plumbing shared by the ring and the jitter buffer.
 
+// The ring's and the jitter buffer's sample type: int16 or float32.
 SampleType sample_type_from_dtype(py::handle dtype) {
-  py::dtype d = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
-  if (d.equal(py::dtype::of<int16_t>())) return SampleType::kInt16;
-  if (d.equal(py::dtype::of<float>())) return SampleType::kFloat32;
-  throw py::type_error("dtype must be int16 or float32, got " + py::str(dtype).cast<std::string>());
-}
-
-py::dtype numpy_dtype(SampleType t) {
-  return t == SampleType::kInt16 ? py::dtype::of<int16_t>() : py::dtype::of<float>();
+  const std::optional<SampleType> type = anunzi::bindings::sample_type_of(dtype);
+  if (type != SampleType::kInt16 && type != SampleType::kFloat32) {
+    throw py::type_error("dtype must be int16 or float32, got " +
+                         py::str(dtype).cast<std::string>());
+  }
+  return *type;
 }
 
 // A contiguous run of samples of exactly type t, from any buffer object.
@@ -228,9 +220,9 @@ void acquire_samples(SampleSpan& s, py::handle obj, SampleType t, bool writable,
     if (writable) raise_not_writable_or_not_buffer(obj);
     throw py::type_error(std::string(what) + " must be a buffer, got " + describe(obj));
   }
-  if (s.view.type() != t) {
-    throw py::type_error(std::string(what) + " must have dtype " +
-                         anunzi::bindings::sample_type_name(t) + ", got " + describe(obj));
+  if (s.view.sample_type() != t) {
+    throw py::type_error(std::string(what) + " must have dtype " + anunzi::sample_type_name(t) +
+                         ", got " + describe(obj));
   }
   if (!s.view.c_contiguous()) throw py::value_error(std::string(what) + " must be C-contiguous");
   s.data = s.view.data();
@@ -269,6 +261,39 @@ std::chrono::nanoseconds checked_timeout(double seconds) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One thread per side. The ring and the jitter buffer have one producer and one consumer (their
+// C++ headers say so on every method). From Python, a second thread on one side is a caller's
+// mistake that, with the GIL released in a copy or a wait, would run two index updates at once
+// and corrupt the ring, and the next read would copy past its storage. So each side records
+// the method running in it: entry claims the side with one compare-and-swap, exit frees it, and
+// a call that finds it claimed raises RuntimeError instead. Uncontended, that is one atomic
+// instruction per call; a claim never waits, so it cannot deadlock with the GIL.
+
+struct Side {
+  const char* owner;  // "SpscRing.", for messages
+  const char* rule;   // "a ring has one producer"
+  std::atomic<const char*> running{nullptr};  // the method inside this side, or null
+};
+
+class SideClaim {
+ public:
+  SideClaim(Side& side, const char* method) : side_(side) {
+    const char* other = nullptr;
+    if (!side.running.compare_exchange_strong(other, method, std::memory_order_acquire,
+                                              std::memory_order_relaxed)) {
+      throw std::runtime_error(std::string(side.owner) + other +
+                               " is already running in another thread: " + side.rule);
+    }
+  }
+  ~SideClaim() { side_.running.store(nullptr, std::memory_order_release); }
+  SideClaim(const SideClaim&) = delete;
+  SideClaim& operator=(const SideClaim&) = delete;
+
+ private:
+  Side& side_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // SpscRing for Python: one class, the sample type chosen at construction.
 
 class PySpscRing {
@@ -288,29 +313,27 @@ class PySpscRing {
   }
 
   std::size_t write(py::handle samples) {
+    const SideClaim claim(producer_, "write");
     SampleSpan s;
     acquire_samples(s, samples, type_, false, "samples");
-    return with_gil_released_if_long(s.n, [&] {
+    return without_gil_if(s.n >= kReleaseGilSamples, [&] {
       return int16_ ? int16_->write(static_cast<const int16_t*>(s.data), s.n)
                     : float_->write(static_cast<const float*>(s.data), s.n);
     });
   }
 
   std::size_t read_into(py::handle out) {
-    SampleSpan s;
-    acquire_samples(s, out, type_, true, "out");
-    return with_gil_released_if_long(s.n, [&] {
-      return int16_ ? int16_->read(static_cast<int16_t*>(s.data), s.n)
-                    : float_->read(static_cast<float*>(s.data), s.n);
-    });
+    const SideClaim claim(consumer_, "read_into");
+    return read_claimed(out);
   }
 
   py::array read(py::handle max_samples) {
+    const SideClaim claim(consumer_, "read");
     const std::size_t wanted = std::min(checked_count(max_samples, "max_samples",
                                                       anunzi::SpscRing<float>::kMaxCapacity),
                                         readable());
-    py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(wanted)});
-    const std::size_t got = read_into(out);
+    py::array out(dtype_of(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(wanted)});
+    const std::size_t got = read_claimed(out);
     return got == wanted ? out : py::array(out[py::slice(0, static_cast<py::ssize_t>(got), 1)]);
   }
 
@@ -330,49 +353,58 @@ class PySpscRing {
   }
 
   bool wait_readable(py::handle num_samples, double timeout) {
+    const SideClaim claim(consumer_, "wait_readable");
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
     if (readable() >= n) return true;  // no wait, so no GIL hand-over to smooth
-    py::gil_scoped_release release;
-    const bool ready =
-        int16_ ? int16_->wait_for_readable(n, wait) : float_->wait_for_readable(n, wait);
-    if (int16_ ? int16_->producer_has_waited() : float_->producer_has_waited()) {
-      linger_while([&] { return int16_ ? !int16_->producer_waiting() : !float_->producer_waiting(); });
-    }
-    return ready;
+    return without_gil([&] {
+      const bool ready =
+          int16_ ? int16_->wait_for_readable(n, wait) : float_->wait_for_readable(n, wait);
+      if (int16_ ? int16_->producer_has_waited() : float_->producer_has_waited()) {
+        linger_while(
+            [&] { return int16_ ? !int16_->producer_waiting() : !float_->producer_waiting(); });
+      }
+      return ready;
+    });
   }
 
   bool wait_writable(py::handle num_samples, double timeout) {
+    const SideClaim claim(producer_, "wait_writable");
     const std::size_t n = checked_count(num_samples, "num_samples", capacity());
     const auto wait = checked_timeout(timeout);
     if (writable() >= n) return true;
-    py::gil_scoped_release release;
-    const bool ready =
-        int16_ ? int16_->wait_for_writable(n, wait) : float_->wait_for_writable(n, wait);
-    if (int16_ ? int16_->consumer_has_waited() : float_->consumer_has_waited()) {
-      linger_while([&] { return int16_ ? !int16_->consumer_waiting() : !float_->consumer_waiting(); });
-    }
-    return ready;
+    return without_gil([&] {
+      const bool ready =
+          int16_ ? int16_->wait_for_writable(n, wait) : float_->wait_for_writable(n, wait);
+      if (int16_ ? int16_->consumer_has_waited() : float_->consumer_has_waited()) {
+        linger_while(
+            [&] { return int16_ ? !int16_->consumer_waiting() : !float_->consumer_waiting(); });
+      }
+      return ready;
+    });
   }
 
   std::size_t readable() const { return int16_ ? int16_->readable() : float_->readable(); }
   std::size_t writable() const { return int16_ ? int16_->writable() : float_->writable(); }
   std::size_t capacity() const { return int16_ ? int16_->capacity() : float_->capacity(); }
-  py::dtype dtype() const { return numpy_dtype(type_); }
+  py::dtype dtype() const { return dtype_of(type_); }
 
  private:
-  template <typename F>
-  static std::size_t with_gil_released_if_long(std::size_t n, F&& f) {
-    if (n >= kReleaseGilSamples) {
-      py::gil_scoped_release release;
-      return f();
-    }
-    return f();
+  // The consumer side, claimed by the caller.
+  std::size_t read_claimed(py::handle out) {
+    SampleSpan s;
+    acquire_samples(s, out, type_, true, "out");
+    return without_gil_if(s.n >= kReleaseGilSamples, [&] {
+      return int16_ ? int16_->read(static_cast<int16_t*>(s.data), s.n)
+                    : float_->read(static_cast<float*>(s.data), s.n);
+    });
   }
 
   SampleType type_;
   std::unique_ptr<anunzi::SpscRing<int16_t>> int16_;
   std::unique_ptr<anunzi::SpscRing<float>> float_;
+  Side producer_{"SpscRing.", "a ring has one producer"};
+  Side consumer_{"SpscRing.", "a ring has one consumer"};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -428,33 +460,31 @@ class PyJitterBuffer {
   }
 
   std::size_t push(py::handle samples) {
+    const SideClaim claim(producer_, "push");
     SampleSpan s;
     acquire_samples(s, samples, type_, false, "samples", 0);  // exported: the GIL is released
-    py::gil_scoped_release release;  // push may wait (briefly) for the consumer's copy
-    return int16_ ? int16_->push(static_cast<const int16_t*>(s.data), s.n)
-                  : float_->push(static_cast<const float*>(s.data), s.n);
+    return without_gil([&] {  // push may wait (briefly) for the consumer's copy
+      return int16_ ? int16_->push(static_cast<const int16_t*>(s.data), s.n)
+                    : float_->push(static_cast<const float*>(s.data), s.n);
+    });
   }
 
   std::size_t clear() {
-    py::gil_scoped_release release;
-    return int16_ ? int16_->clear() : float_->clear();
+    const SideClaim claim(producer_, "clear");
+    return without_gil([&] { return int16_ ? int16_->clear() : float_->clear(); });
   }
 
   std::size_t read_into(py::handle out) {
-    SampleSpan s;
-    acquire_samples(s, out, type_, true, "out");
-    if (s.n >= kReleaseGilSamples) {
-      py::gil_scoped_release release;
-      return pull(s.data, s.n);
-    }
-    return pull(s.data, s.n);
+    const SideClaim claim(consumer_, "read_into");
+    return pull_claimed(out);
   }
 
   py::array read(py::handle num_samples) {
+    const SideClaim claim(consumer_, "read");
     const std::size_t n =
         checked_count(num_samples, "num_samples", anunzi::SpscRing<float>::kMaxCapacity);
-    py::array out(numpy_dtype(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
-    read_into(out);
+    py::array out(dtype_of(type_), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
+    pull_claimed(out);
     return out;
   }
 
@@ -469,19 +499,24 @@ class PyJitterBuffer {
     return int16_ ? int16_->max_samples() : float_->max_samples();
   }
   bool playing() const { return int16_ ? int16_->playing() : float_->playing(); }
-  py::dtype dtype() const { return numpy_dtype(type_); }
+  py::dtype dtype() const { return dtype_of(type_); }
   std::string repr() const {
     std::ostringstream o;
     o << "JitterBuffer(sample_rate=" << sample_rate() << ", prefill_ms=" << prefill_ms_
-      << ", max_ms=" << max_ms_ << ", dtype='" << anunzi::bindings::sample_type_name(type_)
+      << ", max_ms=" << max_ms_ << ", dtype='" << anunzi::sample_type_name(type_)
       << "', buffered=" << stats().s.buffered << ")";
     return o.str();
   }
 
  private:
-  std::size_t pull(void* data, std::size_t n) {
-    return int16_ ? int16_->pull(static_cast<int16_t*>(data), n)
-                  : float_->pull(static_cast<float*>(data), n);
+  // The consumer side, claimed by the caller.
+  std::size_t pull_claimed(py::handle out) {
+    SampleSpan s;
+    acquire_samples(s, out, type_, true, "out");
+    return without_gil_if(s.n >= kReleaseGilSamples, [&] {
+      return int16_ ? int16_->pull(static_cast<int16_t*>(s.data), s.n)
+                    : float_->pull(static_cast<float*>(s.data), s.n);
+    });
   }
 
   SampleType type_;
@@ -490,6 +525,8 @@ class PyJitterBuffer {
   double max_ms_ = 0;
   std::unique_ptr<anunzi::JitterBuffer<int16_t>> int16_;
   std::unique_ptr<anunzi::JitterBuffer<float>> float_;
+  Side producer_{"JitterBuffer.", "a jitter buffer has one producer"};
+  Side consumer_{"JitterBuffer.", "a jitter buffer has one consumer"};
 };
 
 // The ring's per-chunk calls, bound with CPython's own method protocol (METH_O): pybind11's
@@ -535,21 +572,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("pcm16_to_float", &pcm16_to_float, py::arg("samples"), py::arg("out") = py::none(),
         anunzi::docs::kPcm16ToFloat);
 
-  m.def("active_isa", [] { return std::string(anunzi::isa_name(anunzi::active_isa())); },
-        "Name of the instruction-set level the hot loops use now.");
-  m.def("supported_isas", [] {
-    std::vector<std::string> names;
-    for (auto isa : {anunzi::Isa::kPortable, anunzi::Isa::kSse2, anunzi::Isa::kAvx2,
-                     anunzi::Isa::kAvx512}) {
-      if (anunzi::isa_supported(isa)) names.emplace_back(anunzi::isa_name(isa));
-    }
-    return names;
-  }, "Levels this CPU can run, lowest first.");
-  m.def("set_active_isa", [](const std::string& name) {
-    const auto isa = anunzi::isa_from_name(name);
-    if (!isa) throw py::value_error("unknown ISA level '" + name + "'; expected one of portable, sse2, avx2, avx512");
-    if (!anunzi::set_active_isa(*isa)) throw py::value_error("this CPU cannot run the '" + name + "' level");
-  }, py::arg("name"), "Force an instruction-set level (for tests and benchmarks).");
+  anunzi::bindings::add_isa_functions(m);
 
   auto ring_class = py::class_<PySpscRing>(m, "SpscRing", anunzi::docs::kSpscRing);
   add_fast_methods(ring_class, kRingFastMethods, std::size(kRingFastMethods));

@@ -9,48 +9,33 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "anunzi/resampler.hpp"
+#include "common.hpp"
 
 namespace py = pybind11;
+using anunzi::SampleType;
+using anunzi::bindings::without_gil;
 
 namespace {
 
-// By equality, not identity: a dtype carrying metadata is a distinct object that still
-// describes native float32 etc. Equality also rejects byte-swapped dtypes, whose data the
-// kernels would misread.
-anunzi::SampleType sample_type_of(const py::dtype& dt) {
-  if (dt.equal(py::dtype::of<float>())) return anunzi::SampleType::kFloat32;
-  if (dt.equal(py::dtype::of<double>())) return anunzi::SampleType::kFloat64;
-  if (dt.equal(py::dtype::of<std::int16_t>())) return anunzi::SampleType::kInt16;
-  if (dt.equal(py::dtype::of<std::int32_t>())) return anunzi::SampleType::kInt32;
-  throw py::type_error("Data type must be one of [float32, float64, int16, int32], not " +
-                       py::str(dt).cast<std::string>());
+constexpr const char* kDtypeError =
+    "Data type must be one of [float32, float64, int16, int32], not ";
+
+SampleType io_type_of(const py::dtype& dtype) {
+  const std::optional<SampleType> type = anunzi::bindings::sample_type_of(dtype);
+  if (!type) throw py::type_error(kDtypeError + py::str(dtype).cast<std::string>());
+  return *type;
 }
 
-anunzi::SampleType sample_type_of_name(const std::string& name) {
-  if (name == "float32") return anunzi::SampleType::kFloat32;
-  if (name == "float64") return anunzi::SampleType::kFloat64;
-  if (name == "int16") return anunzi::SampleType::kInt16;
-  if (name == "int32") return anunzi::SampleType::kInt32;
-  throw py::type_error("Data type must be one of [float32, float64, int16, int32], not " + name);
-}
-
-py::dtype dtype_of(anunzi::SampleType t) {
-  switch (t) {
-    case anunzi::SampleType::kFloat32:
-      return py::dtype::of<float>();
-    case anunzi::SampleType::kFloat64:
-      return py::dtype::of<double>();
-    case anunzi::SampleType::kInt16:
-      return py::dtype::of<std::int16_t>();
-    case anunzi::SampleType::kInt32:
-      return py::dtype::of<std::int32_t>();
-  }
-  throw std::logic_error("unreachable");
+SampleType io_type_named(const std::string& name) {
+  const std::optional<SampleType> type = anunzi::bindings::sample_type_named(name);
+  if (!type) throw py::type_error(kDtypeError + name);
+  return *type;
 }
 
 anunzi::Quality quality_of(int q) {
@@ -61,16 +46,16 @@ anunzi::Quality quality_of(int q) {
 
 // Builds the core with the GIL released: designing a filter is pure C++ and takes up to a
 // second or more for extreme ratios, during which other Python threads must keep running.
-// Arguments are validated (and the ISA read from the environment) before, with the GIL held.
+// Arguments are validated (and the package's active ISA read) before, with the GIL held.
 anunzi::Resampler make_core(double in_rate, double out_rate, std::size_t num_channels,
-                            anunzi::Quality quality, anunzi::SampleType type) {
-  const anunzi::Isa isa = anunzi::select_isa();
-  py::gil_scoped_release release;
-  return anunzi::Resampler(in_rate, out_rate, num_channels, quality, type, isa);
+                            anunzi::Quality quality, SampleType type) {
+  const anunzi::Isa isa = anunzi::bindings::shared_active_isa();
+  return without_gil(
+      [&] { return anunzi::Resampler(in_rate, out_rate, num_channels, quality, type, isa); });
 }
 
 // A view of a 1-D or 2-D [frames, channels] array read in place through its strides.
-anunzi::StridedConstView input_view(const py::array& x, anunzi::SampleType type) {
+anunzi::StridedConstView input_view(const py::array& x, SampleType type) {
   const auto ndim = x.ndim();
   const auto item = x.itemsize();
   const py::ssize_t frame_stride = x.strides(0);
@@ -82,11 +67,11 @@ anunzi::StridedConstView input_view(const py::array& x, anunzi::SampleType type)
 }
 
 // A new C-order array of n_out frames with x's ndim, channels and dtype, and a view of it.
-std::pair<py::array, anunzi::StridedView> output_like(const py::array& x, anunzi::SampleType type,
+std::pair<py::array, anunzi::StridedView> output_like(const py::array& x, SampleType type,
                                                       std::size_t channels, std::size_t n_out) {
   std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(n_out)};
   if (x.ndim() == 2) shape.push_back(static_cast<py::ssize_t>(channels));
-  py::array y(dtype_of(type), shape);
+  py::array y(anunzi::bindings::dtype_of(type), shape);
   const anunzi::StridedView out{y.mutable_data(), type, n_out,
                                 static_cast<std::ptrdiff_t>(channels), 1};
   return {y, out};
@@ -99,24 +84,21 @@ class PyResampler {
  public:
   PyResampler(double in_rate, double out_rate, std::size_t num_channels, int quality,
               const std::string& dtype)
-      : type_(sample_type_of_name(dtype)),
+      : type_(io_type_named(dtype)),
         core_(make_core(in_rate, out_rate, num_channels, quality_of(quality), type_)) {}
 
   // Accepts 1-D (mono) or 2-D [frames, channels]; the result has the input's ndim.
   py::array process(const py::array& x, bool last) {
     const auto ndim = x.ndim();
     if (ndim != 1 && ndim != 2) throw py::value_error("Input must be 1-D or 2-D array");
-    if (sample_type_of(x.dtype()) != type_)
+    if (io_type_of(x.dtype()) != type_)
       throw py::type_error("Input dtype does not match the stream's dtype");
     const std::size_t channels = ndim == 2 ? static_cast<std::size_t>(x.shape(1)) : 1;
     if (channels != core_.num_channels()) throw py::value_error("Channel num mismatch");
     const anunzi::StridedConstView in = input_view(x, type_);
     const auto lock = busy_guard();
     auto [y, out] = output_like(x, type_, channels, core_.output_frames_for(in.frames, last));
-    {
-      py::gil_scoped_release release;
-      core_.process(in, last, out);
-    }
+    without_gil([&] { core_.process(in, last, out); });
     return y;
   }
 
@@ -148,7 +130,7 @@ class PyResampler {
     return lock;
   }
 
-  anunzi::SampleType type_;
+  SampleType type_;
   anunzi::Resampler core_;
   mutable std::mutex mutex_;
 };
@@ -158,21 +140,19 @@ class PyResampler {
 py::array oneshot(const py::array& x, double in_rate, double out_rate, int quality,
                   unsigned threads) {
   if (x.ndim() != 1 && x.ndim() != 2) throw py::value_error("Input must be 1-D or 2-D array");
-  const anunzi::SampleType type = sample_type_of(x.dtype());
+  const SampleType type = io_type_of(x.dtype());
   const auto channels = x.ndim() == 2 ? static_cast<std::size_t>(x.shape(1)) : 1;
   const anunzi::StridedConstView in = input_view(x, type);
   anunzi::Resampler core = make_core(in_rate, out_rate, channels, quality_of(quality), type);
   auto [y, out] = output_like(x, type, channels, core.oneshot_frames(in.frames));
-  {
-    py::gil_scoped_release release;
-    core.oneshot(in, out, threads);
-  }
+  without_gil([&] { core.oneshot(in, out, threads); });
   return y;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_resampler, m) {
+  anunzi::bindings::load_shared_isa();  // the level set_active_isa() sets, from _native
   m.doc() = "anunzi-fast streaming resampler: polyphase FIR (equiripple or Kaiser), SIMD dispatched";
   m.attr("QQ") = static_cast<int>(anunzi::Quality::kQuick);
   m.attr("LQ") = static_cast<int>(anunzi::Quality::kLow);
@@ -227,18 +207,4 @@ PYBIND11_MODULE(_resampler, m) {
       },
       "The process-wide filter-design cache: coefficient bytes held, entries, the byte cap, and\n"
       "designs computed so far (cache misses). For tests and diagnostics.");
-  m.def(
-      "supported_isas",
-      [] {
-        py::list names;
-        for (auto isa : {anunzi::Isa::kPortable, anunzi::Isa::kSse2, anunzi::Isa::kAvx2,
-                         anunzi::Isa::kAvx512}) {
-          if (anunzi::isa_supported(isa)) names.append(anunzi::isa_name(isa));
-        }
-        return names;
-      },
-      "Names of the kernel paths this CPU can run (ANUNZI_FAST_ISA accepts these).");
-  m.def(
-      "selected_isa", [] { return std::string(anunzi::isa_name(anunzi::select_isa())); },
-      "The kernel path a resampler built now would use.");
 }

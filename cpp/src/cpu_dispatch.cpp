@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 
 namespace anunzi {
 namespace {
@@ -26,29 +27,47 @@ bool cpu_has(Isa isa) {
   }
 }
 
-Isa initial_isa() {
-  const Isa best = best_supported_isa();
-  if (const char* forced = std::getenv("ANUNZI_FAST_ISA")) {
-    // An unknown or unsupported name falls back to the best level rather than failing the
-    // import; the Python layer reports what is active.
-    if (auto isa = isa_from_name(forced); isa && cpu_has(*isa)) return *isa;
-  }
-  return best;
+// The choice made at first use, from the environment as it was then.
+struct InitialChoice {
+  IsaChoice choice;
+  std::string request;
+};
+
+const InitialChoice& initial_choice() {
+  static const InitialChoice initial = [] {
+    const char* request = std::getenv("ANUNZI_FAST_ISA");
+    return InitialChoice{choose_isa(request), request != nullptr ? request : ""};
+  }();
+  return initial;
 }
 
 std::atomic<int>& active_slot() {
-  static std::atomic<int> slot{static_cast<int>(initial_isa())};
+  static std::atomic<int> slot{static_cast<int>(initial_choice().choice.isa)};
   return slot;
+}
+
+Isa best_of(bool (*supported)(Isa)) {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kSse2}) {
+    if (supported(isa)) return isa;
+  }
+  return Isa::kPortable;
 }
 
 }  // namespace
 
-Isa best_supported_isa() {
-  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kSse2}) {
-    if (cpu_has(isa)) return isa;
-  }
-  return Isa::kPortable;
+IsaChoice choose_isa(const char* request, bool (*supported)(Isa)) {
+  const Isa best = best_of(supported);
+  if (request == nullptr || request[0] == '\0') return {best, false};
+  if (const auto isa = isa_from_name(request); isa && supported(*isa)) return {*isa, false};
+  return {best, true};
 }
+
+std::string ignored_isa_request() {
+  const InitialChoice& initial = initial_choice();
+  return initial.choice.ignored ? initial.request : std::string();
+}
+
+Isa best_supported_isa() { return best_of(cpu_has); }
 
 bool isa_supported(Isa isa) { return cpu_has(isa); }
 

@@ -170,12 +170,6 @@ void test_misuse() {
     logic = true;
   }
   CHECK(logic);
-
-  setenv("ANUNZI_FAST_ISA", "bogus", 1);
-  CHECK(throws_invalid([] { (void)anunzi::select_isa(); }));
-  setenv("ANUNZI_FAST_ISA", "portable", 1);
-  CHECK(anunzi::select_isa() == Isa::kPortable);
-  unsetenv("ANUNZI_FAST_ISA");
 }
 
 void test_latency_and_delay() {

@@ -25,8 +25,6 @@ an instruction-set level; :func:`active_isa` tells which one runs.
 """
 
 import importlib as _importlib
-import os as _os
-import warnings as _warnings
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
@@ -132,14 +130,6 @@ def __dir__() -> list[str]:
 
 
 __version__ = "0.1.0"
-
-if (_forced := _os.environ.get("ANUNZI_FAST_ISA")) and _forced != active_isa():
-    _warnings.warn(
-        f"ANUNZI_FAST_ISA={_forced!r} is unknown or not supported by this CPU; "
-        f"the conversions use {active_isa()!r}",
-        RuntimeWarning,
-        stacklevel=2,
-    )
 
 __all__ = [
     "AGENT_SAMPLE_RATE",

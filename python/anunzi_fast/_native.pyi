@@ -1,5 +1,5 @@
 # Type stub of the compiled module anunzi_fast._native (cpp/bindings/native_module.cpp).
-# tests/native/test_stub.py runs mypy's stubtest against the built module, so the two agree.
+# tests/test_stubs.py checks it against the built module (stubtest and every signature).
 from typing import Any, Literal, SupportsIndex, TypeAlias, TypeVar, overload
 
 import numpy as np

@@ -64,8 +64,11 @@ direction, cannot be represented and raises ``ValueError``, as does a ratio whos
 table would exceed 256 MB at the chosen quality (e.g. 192 kHz -> 1 Hz at VHQ).
 
 float64 and int32 streams are always computed in float64; float32 and int16
-streams in float32 (except VHQ). ``ANUNZI_FAST_ISA=portable|sse2|avx2|avx512`` forces a kernel
-path when a stream is built; results are bit-identical within a path, and agree across paths
+streams in float32 (except VHQ). A stream's kernels are the package's instruction-set level
+when it is built (``anunzi_fast.active_isa()``, as for the PCM conversions):
+``ANUNZI_FAST_ISA=portable|sse2|avx2|avx512`` sets it at import (an unknown or unsupported value
+falls back to the best level with a ``RuntimeWarning``), ``anunzi_fast._native.set_active_isa()``
+for streams built afterwards. Results are bit-identical within a path, and agree across paths
 to float rounding.
 """
 

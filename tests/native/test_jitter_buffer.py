@@ -8,6 +8,8 @@ import pytest
 
 from anunzi_fast import JitterBuffer, JitterStats
 
+from .misuse import run_side_by_side
+
 
 def assert_accounted(jb: JitterBuffer) -> None:
     s = jb.stats
@@ -184,4 +186,19 @@ def test_producer_and_consumer_threads_lose_nothing_silently() -> None:
     assert np.all(np.diff(out) > 0)  # in order, nothing repeated or invented
     s = jb.stats
     assert s.samples_in == total and s.samples_out == len(out)
+    assert_accounted(jb)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_concurrent_producers_or_consumers_are_refused_not_corrupting(dtype: str) -> None:
+    # push always runs with the GIL released and reads this long do too: without a guard two
+    # pushers ran the ring's write index updates at once and could copy past its storage.
+    jb = JitterBuffer(48000, prefill_ms=0, max_ms=4000, dtype=dtype)
+    chunk = np.ones(96_000, dtype)
+    outs = [np.empty(200_000, dtype) for _ in range(2)]
+    pushers = [lambda: jb.push(chunk) for _ in range(2)]
+    readers = [lambda out=out: jb.read_into(out) for out in outs]
+    _, refused = run_side_by_side([*pushers, jb.clear, *readers], 1.0)
+    assert refused > 0  # the threads did meet on one side
+    assert jb.stats.buffered <= jb.max_samples
     assert_accounted(jb)

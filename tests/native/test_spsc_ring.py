@@ -8,6 +8,8 @@ import pytest
 
 from anunzi_fast import SpscRing
 
+from .misuse import run_side_by_side
+
 
 @pytest.mark.parametrize("capacity", [0, -1, -(2**40), 2**31 + 1, 2**62, 2**64, -(2**70)])
 def test_bad_capacity_is_a_value_error(capacity: int) -> None:
@@ -161,3 +163,58 @@ def test_two_thread_stress_every_sample_arrives(capacity: int, total: int, max_c
     assert not failure
     assert got == total
     np.testing.assert_array_equal(received, expected)
+
+
+# ---------------------------------------------------------------- misuse: two threads on one side
+
+ONE_PRODUCER = "a ring has one producer"
+ONE_CONSUMER = "a ring has one consumer"
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_concurrent_producers_or_consumers_are_refused_not_corrupting(dtype: str) -> None:
+    # Copies this long release the GIL, so without a guard two writers (or two readers) run
+    # the ring's index updates at once: a reader then saw more samples than the ring holds and
+    # copied past the end of its storage. Reads ask for more than the capacity on purpose.
+    capacity = 1 << 18
+    ring = SpscRing(capacity, dtype)
+    chunk = np.ones(capacity // 2, dtype)
+    outs = [np.empty(2 * capacity, dtype) for _ in range(3)]
+    writers = [lambda: ring.write(chunk) for _ in range(3)]
+    readers = [lambda out=out: -ring.read_into(out) for out in outs]
+    net, refused = run_side_by_side(writers + readers, 1.0)
+    assert refused > 0  # the threads did meet on one side
+    assert ring.readable == net  # every sample written was either read or is still there
+    assert ring.readable + ring.writable == capacity
+    assert ring.read_into(outs[0]) == net
+    assert (ring.readable, ring.writable) == (0, capacity)
+
+
+def test_a_second_consumer_is_refused_while_one_waits() -> None:
+    ring = SpscRing(1 << 16, "int16")
+    waiter = threading.Thread(target=ring.wait_readable, args=(1 << 16, 30.0))
+    waiter.start()
+    out = np.empty(16, np.int16)
+    deadline = time.monotonic() + 10
+    with pytest.raises(RuntimeError, match=ONE_CONSUMER):
+        while time.monotonic() < deadline:  # until the waiter is inside its wait
+            ring.read_into(out)
+            time.sleep(0.001)
+    assert ring.write(np.zeros(1 << 16, np.int16)) == 1 << 16  # releases the waiter
+    waiter.join(timeout=10)
+    assert ring.read_into(out) == 16  # the side is free again
+
+
+def test_a_second_producer_is_refused_while_one_waits() -> None:
+    ring = SpscRing(16, "float32")
+    assert ring.write(np.ones(16, np.float32)) == 16
+    waiter = threading.Thread(target=ring.wait_writable, args=(16, 30.0))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    with pytest.raises(RuntimeError, match=ONE_PRODUCER):
+        while time.monotonic() < deadline:
+            ring.write(np.ones(1, np.float32))
+            time.sleep(0.001)
+    assert len(ring.read(16)) == 16  # releases the waiter
+    waiter.join(timeout=10)
+    assert ring.write(np.ones(4, np.float32)) == 4

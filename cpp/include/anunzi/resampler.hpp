@@ -1,45 +1,24 @@
 #pragma once
-// Streaming polyphase resampler with Kaiser-windowed sinc filters designed at construction.
+// Streaming polyphase resampler, python-soxr's presets, filters designed at construction.
 //
-// Every output sample is one dot product between a fixed row of coefficients (chosen by the
-// output's exact rational position) and a window of input samples, computed by the same kernel
-// with the same summation order however the input was chunked. That is what makes chunked output
-// bit-identical to one-shot output, and what lets each output be released as soon as the last
-// input sample it needs has arrived (no block bursts).
+// Every output sample is one dot product of a filter row with a window of input, with a fixed
+// summation order: chunked output equals one-shot output bit for bit (float types), and each
+// output is released as soon as the input it needs has arrived. The implementation lives in
+// cpp/src/resampler/ (ratio, design and its cache, the engine, the threaded one-shot plan, the
+// per-ISA kernels).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
-#include <vector>
 
 #include "anunzi/cpu_dispatch.hpp"
+#include "anunzi/sample_type.hpp"
 
 namespace anunzi {
 
 // Values match python-soxr's constants so code passing soxr.HQ etc. keeps working.
 enum class Quality : int { kQuick = 0, kLow = 1, kMedium = 2, kHigh = 4, kVeryHigh = 6 };
 
-enum class SampleType : int { kFloat32 = 0, kFloat64 = 1, kInt16 = 2, kInt32 = 3 };
-
-// Filter specification, frequencies relative to the Nyquist frequency of the lower of the two
-// rates. A stopband edge above 1.0 lets components between Nyquist and the edge alias, but only
-// into the transition band above the passband (the edge never exceeds 2 - passband).
-struct FilterSpec {
-  double passband_end;
-  double stopband_begin;
-  double attenuation_db;
-  bool double_precision;  // accumulate in double: float32 rounding would dominate the error
-};
-
-[[nodiscard]] FilterSpec filter_spec(Quality quality);
 [[nodiscard]] bool quality_is_valid(int quality);
-
-// The kernels' instruction-set paths are cpu_dispatch.hpp's Isa levels.
-// The ISA named by the environment variable ANUNZI_FAST_ISA (portable|sse2|avx2|avx512) if set
-// and supported by this CPU, else the best supported one. Throws std::invalid_argument if the
-// variable names an unknown or unsupported path, so a forced test can never silently pass on
-// another path.
-[[nodiscard]] Isa select_isa();
 
 // The process-wide cache of filter designs shared by streams with the same ratio, preset and
 // arithmetic type. It keeps recently used designs up to `limit_bytes` of coefficients in total
@@ -69,15 +48,20 @@ struct StridedView {
   std::ptrdiff_t channel_stride;
 };
 
-class ResamplerImplBase;
+namespace detail {
+class Stream;  // cpp/src/resampler/stream.hpp
+}  // namespace detail
 
 // One continuous multi-channel stream. Not thread-safe: one thread at a time per object;
 // independent objects may be used concurrently.
 class Resampler {
  public:
   // `io_type` is the caller's sample type; float64 and int32 streams (and VHQ) are computed in
-  // double, the others in float32. Throws std::invalid_argument for non-finite or non-positive
-  // rates, zero channels, or an invalid quality.
+  // double, the others in float32. `isa` is the kernel path (active_isa(): the process's
+  // level, ANUNZI_FAST_ISA or set_active_isa()). Throws std::invalid_argument for
+  // non-finite or non-positive rates, zero channels, an invalid quality, an ISA this CPU cannot
+  // run (isa_supported()), a ratio of 2^20 + 1 or more either way, or one whose coefficient
+  // table would exceed 256 MB at this quality.
   Resampler(double in_rate, double out_rate, std::size_t num_channels, Quality quality,
             SampleType io_type, Isa isa);
   ~Resampler();
@@ -128,7 +112,7 @@ class Resampler {
   [[nodiscard]] unsigned oneshot_parts(std::size_t in_frames, unsigned threads) const;
 
  private:
-  std::unique_ptr<ResamplerImplBase> impl_;
+  std::unique_ptr<detail::Stream> stream_;
 };
 
 }  // namespace anunzi

@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include "anunzi/resampler.hpp"
+#include "spec.hpp"
 
 namespace anunzi::detail {
 
