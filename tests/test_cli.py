@@ -31,6 +31,7 @@ from anunzi_fast.errors import (
 )
 from anunzi_fast.wav import read_wav, write_wav
 from tests._compat import timeout
+from tests.conftest import browser_pcm16, tone
 
 
 class EmulatorThread:
@@ -78,8 +79,7 @@ def server() -> Iterator[EmulatorThread]:
 
 @pytest.fixture
 def speech_wav(tmp_path: Path) -> tuple[Path, np.ndarray]:
-    t = np.arange(int(0.5 * 48_000)) / 48_000
-    speech = (0.4 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    speech = tone(0.5, dtype=np.int16)
     samples = np.concatenate((speech, np.zeros(24_000, np.int16)))
     write_wav(tmp_path / "speech.wav", samples, 48_000)
     return tmp_path / "speech.wav", samples
@@ -354,9 +354,9 @@ def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
     received = np.frombuffer(bytes(session.received), "<i2")
     sent_by_mic = np.concatenate(captured)
     # Every block the call sent is the browser conversion of a captured block, in order.
-    expected = np.trunc(np.where(sent_by_mic < 0, sent_by_mic * 32768, sent_by_mic * 32767))
+    expected = browser_pcm16(sent_by_mic)
     assert len(received) > 25 * 960
-    np.testing.assert_array_equal(received, expected[: len(received)].astype(np.int16))
+    np.testing.assert_array_equal(received, expected[: len(received)])
     assert session.utterances == 1
     speaker_out = np.concatenate(played)
     assert np.abs(speaker_out).max() > 0.2 and np.all(np.abs(speaker_out) <= 1.0)

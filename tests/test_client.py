@@ -30,6 +30,7 @@ from anunzi_fast.errors import (
 )
 from anunzi_fast.protocol import AgentAudio, AgentReady, MalformedMessage, ServerMessage
 from tests._compat import timeout
+from tests.conftest import browser_pcm16, tone
 
 TEST_TIMEOUT = 15.0
 FAST_RETRY = RetryPolicy(initial_backoff=0.001, max_backoff=0.01, deadline=5)
@@ -37,14 +38,7 @@ GREETING_SAMPLES = len(default_greeting())
 
 
 def speech_48k(seconds: float, frequency: float = 300.0, level: float = 0.4) -> np.ndarray:
-    t = np.arange(int(seconds * 48_000)) / 48_000
-    return (level * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-
-
-def browser_float_to_int16(samples: np.ndarray) -> np.ndarray:
-    """The reference client's float32ToInt16, written independently of the native core."""
-    clamped = np.clip(np.nan_to_num(samples.astype(np.float64), nan=0.0), -1.0, 1.0)
-    return np.trunc(np.where(clamped < 0, clamped * 32768, clamped * 32767)).astype(np.int16)
+    return tone(seconds, frequency=frequency, level=level)
 
 
 @pytest.fixture
@@ -81,7 +75,7 @@ async def finished(record: SessionRecord) -> SessionRecord:
 async def test_nothing_lost_either_way(emulator: Emulator) -> None:
     async with timeout(TEST_TIMEOUT):
         rng = np.random.default_rng(3)
-        speech = browser_float_to_int16(np.concatenate(
+        speech = browser_pcm16(np.concatenate(
             (speech_48k(0.4), np.zeros(48_000, np.float32), speech_48k(0.3, 600),
              np.zeros(48_000, np.float32))))
         async with open_call(emulator) as call:
@@ -120,7 +114,7 @@ async def test_float_input_is_converted_like_the_browser(emulator: Emulator, dty
         async with open_call(emulator) as call:
             assert await call.send_audio(samples, 48_000) == len(samples)
         record = await finished(emulator.sessions[0])
-        assert bytes(record.received) == browser_float_to_int16(samples).tobytes()
+        assert bytes(record.received) == browser_pcm16(samples).tobytes()
 
 
 async def test_stereo_is_downmixed(emulator: Emulator) -> None:
@@ -182,7 +176,7 @@ async def test_metrics_and_turn_latency() -> None:
             await collect_audio(call, GREETING_SAMPLES)  # the user listens, then speaks
             loop = asyncio.get_running_loop()
             chunk = 960  # 20 ms, sent in real time like a microphone
-            audio = browser_float_to_int16(np.concatenate(
+            audio = browser_pcm16(np.concatenate(
                 (speech_48k(0.3), np.zeros(int(48_000 * 0.9), np.float32))))
             started = loop.time()
             for index, offset in enumerate(range(0, len(audio), chunk)):
@@ -386,7 +380,7 @@ async def test_other_rates_are_resampled_across_calls(
         received = np.frombuffer(bytes(record.received), "<i2")
         assert len(received) == round(len(samples) * 48_000 / rate)
         as_float = samples / 32768.0 if dtype is np.int16 else samples
-        one_shot = browser_float_to_int16(resample(as_float.astype(np.float32), rate, 48_000))
+        one_shot = browser_pcm16(resample(as_float.astype(np.float32), rate, 48_000))
         np.testing.assert_array_equal(received, one_shot)
 
 

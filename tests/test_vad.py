@@ -7,13 +7,13 @@ import pytest
 
 from anunzi_fast.errors import InvalidArgumentError
 from anunzi_fast.vad import EnergyVad, SpeechEnded, SpeechStarted
+from tests.conftest import tone as shared_tone
 
 RATE = 16_000
 
 
 def tone(seconds: float, level: float = 0.3) -> np.ndarray:
-    t = np.arange(round(seconds * RATE)) / RATE
-    return (level * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    return shared_tone(seconds, rate=RATE, frequency=440.0, level=level, dtype=np.int16)
 
 
 def silence(seconds: float) -> np.ndarray:

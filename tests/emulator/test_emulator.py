@@ -31,6 +31,7 @@ from anunzi_fast.errors import (
     ServerError,
 )
 from tests._compat import timeout
+from tests.conftest import tone
 
 TEST_TIMEOUT = 10.0
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
@@ -38,8 +39,7 @@ FAST_RETRY = RetryPolicy(initial_backoff=0.001, max_backoff=0.002, deadline=5)
 
 
 def speech_48k(seconds: float, frequency: float = 300.0) -> np.ndarray:
-    t = np.arange(int(seconds * 48_000)) / 48_000
-    return (0.4 * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+    return tone(seconds, frequency=frequency, dtype=np.int16)
 
 
 async def session_url(emulator: Emulator, assistant_id: str = "echo") -> str:
@@ -313,9 +313,8 @@ def test_token_store_single_use_and_expiry() -> None:
 def test_decimation_length_and_passband() -> None:
     for length in (0, 1, 2, 3, 4, 99, 4800):
         assert len(decimate_48k_to_16k(np.ones(length, np.int16))) == -(-length // 3)
-    tone = speech_48k(0.2, 1000.0)
-    out = decimate_48k_to_16k(tone)
-    reference = (0.4 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(len(out)) / 16_000))
+    out = decimate_48k_to_16k(speech_48k(0.2, 1000.0))
+    reference = tone(len(out) / 16_000, rate=16_000, frequency=1000.0) * 32767.0
     assert np.max(np.abs(out[50:-50] - reference[50:-50])) < 400
 
 

@@ -9,8 +9,7 @@ import pytest
 
 import anunzi_fast
 from anunzi_fast import _native
-
-from .reference import reference_pcm16
+from tests.conftest import browser_pcm16
 
 # The level in use by the conversions and by a resampler stream, and a conversion's output.
 PROBE = (
@@ -35,7 +34,7 @@ def test_environment_variable_forces_each_level(isa: str) -> None:
     active, stream_isa, hex_output = result.stdout.split()
     assert active == stream_isa == isa
     x = np.random.default_rng(0).uniform(-1.5, 1.5, 1001).astype(np.float32)
-    assert bytes.fromhex(hex_output) == reference_pcm16(x).tobytes()
+    assert bytes.fromhex(hex_output) == browser_pcm16(x).tobytes()
     assert "RuntimeWarning" not in result.stderr
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from anunzi_fast import float_to_pcm16, pcm16_to_float
 from tests._gil import gil_never_preempted
-
-from .reference import reference_clipped, reference_pcm16
+from tests.conftest import browser_clipped, browser_pcm16
 
 F32 = np.float32
 SPECIALS = np.array(
@@ -44,7 +43,7 @@ SPECIALS = np.array(
 def test_special_values_follow_the_browser(isa: str) -> None:
     out = float_to_pcm16(SPECIALS)
     assert out.dtype == np.int16
-    np.testing.assert_array_equal(out, reference_pcm16(SPECIALS))
+    np.testing.assert_array_equal(out, browser_pcm16(SPECIALS))
     assert out[0] == 0 and out[1] == 0  # NaN of either sign -> 0
     assert out[2] == 32767 and out[3] == -32768  # +-Inf clamp
     assert out[4] == 32767 and out[5] == -32768  # +-1.0 exactly
@@ -58,8 +57,8 @@ def test_matches_reference_for_many_lengths(isa: str, dtype: type, n: int) -> No
     x = rng.uniform(-1.3, 1.3, n).astype(dtype)
     x[::7] = np.resize(SPECIALS, len(x[::7]))  # specials at every vector-lane position
     out, clipped = float_to_pcm16(x, return_clipped=True)
-    np.testing.assert_array_equal(out, reference_pcm16(x))
-    assert clipped == reference_clipped(x)
+    np.testing.assert_array_equal(out, browser_pcm16(x))
+    assert clipped == browser_clipped(x)
     assert out.shape == (n,)
 
 
@@ -69,16 +68,16 @@ def test_float32_values_where_a_float32_product_would_be_wrong(isa: str) -> None
     k = np.arange(1, 32768, dtype=np.float64)
     candidates = np.nextafter((k / 32767).astype(F32), F32(0))
     candidates = np.concatenate([candidates, (k / 32767).astype(F32)])
-    wrong_in_float32 = (candidates * F32(32767)).astype(np.int32) != reference_pcm16(candidates)
+    wrong_in_float32 = (candidates * F32(32767)).astype(np.int32) != browser_pcm16(candidates)
     assert wrong_in_float32.sum() > 1000  # the trap is real
-    np.testing.assert_array_equal(float_to_pcm16(candidates), reference_pcm16(candidates))
+    np.testing.assert_array_equal(float_to_pcm16(candidates), browser_pcm16(candidates))
 
 
 def test_float64_rounds_like_javascript(isa: str) -> None:
     # float64 input is multiplied in double, with its rounding, as JavaScript would.
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.uniform(-1.1, 1.1, 10_001), np.nextafter(np.arange(32768) / 32767, 0)])
-    np.testing.assert_array_equal(float_to_pcm16(x), reference_pcm16(x))
+    np.testing.assert_array_equal(float_to_pcm16(x), browser_pcm16(x))
 
 
 def test_empty_input_gives_empty_output() -> None:
@@ -93,16 +92,16 @@ def test_huge_input() -> None:
     n = (1 << 25) + 3
     x = np.linspace(-1.5, 1.5, n, dtype=F32)
     out, clipped = float_to_pcm16(x, return_clipped=True)
-    np.testing.assert_array_equal(out[:: 1 << 10], reference_pcm16(x[:: 1 << 10]))
-    np.testing.assert_array_equal(out[-100:], reference_pcm16(x[-100:]))
-    assert clipped == reference_clipped(x)
+    np.testing.assert_array_equal(out[:: 1 << 10], browser_pcm16(x[:: 1 << 10]))
+    np.testing.assert_array_equal(out[-100:], browser_pcm16(x[-100:]))
+    assert clipped == browser_clipped(x)
 
 
 def test_shape_is_kept_for_contiguous_arrays() -> None:
     x = np.linspace(-1, 1, 24, dtype=F32).reshape(2, 3, 4)
     out = float_to_pcm16(x)
     assert out.shape == (2, 3, 4)
-    np.testing.assert_array_equal(out, reference_pcm16(x))
+    np.testing.assert_array_equal(out, browser_pcm16(x))
     scalar = float_to_pcm16(np.array(0.5, F32))
     assert scalar.shape == () and scalar == 16383
 
@@ -111,8 +110,8 @@ def test_shape_is_kept_for_contiguous_arrays() -> None:
 def test_strided_1d_views_are_read_in_place(step: int) -> None:
     base = np.linspace(-1.2, 1.2, 1001, dtype=F32)
     view = base[::step]
-    np.testing.assert_array_equal(float_to_pcm16(view), reference_pcm16(view))
-    pcm = reference_pcm16(base)
+    np.testing.assert_array_equal(float_to_pcm16(view), browser_pcm16(view))
+    pcm = browser_pcm16(base)
     np.testing.assert_array_equal(pcm16_to_float(pcm[::step]), pcm[::step] / np.float32(32768))
 
 
@@ -126,7 +125,7 @@ def test_non_contiguous_2d_input_is_rejected() -> None:
 
 def test_buffer_kinds_are_accepted_without_copy() -> None:
     x = np.array([0.25, -0.25, 1.5], F32)
-    expected = reference_pcm16(x)
+    expected = browser_pcm16(x)
     for buf in (memoryview(x), x.tobytes(), bytearray(x.tobytes()), array.array("f", x)):
         np.testing.assert_array_equal(float_to_pcm16(buf), expected)
     np.testing.assert_array_equal(float_to_pcm16(array.array("d", x)), expected)
@@ -140,7 +139,7 @@ def test_out_is_written_in_place_and_returned() -> None:
     out = np.full(50_000, 7, np.int16)
     result = float_to_pcm16(x, out)
     assert result is out
-    np.testing.assert_array_equal(out, reference_pcm16(x))
+    np.testing.assert_array_equal(out, browser_pcm16(x))
     result2, clipped = float_to_pcm16(x, out=out, return_clipped=True)
     assert result2 is out and clipped == 0
     as_2d = np.empty((100, 500), np.int16)
@@ -183,8 +182,8 @@ def test_misaligned_buffers_convert_exactly() -> None:
     raw = bytearray(1) + bytearray(x.tobytes())
     view = np.frombuffer(raw, np.float32, offset=1)
     assert not view.flags.aligned
-    np.testing.assert_array_equal(float_to_pcm16(view), reference_pcm16(x))
-    pcm = reference_pcm16(x)
+    np.testing.assert_array_equal(float_to_pcm16(view), browser_pcm16(x))
+    pcm = browser_pcm16(x)
     wire = memoryview(bytes(1) + pcm.tobytes())[1:]
     np.testing.assert_array_equal(pcm16_to_float(wire), pcm / np.float32(32768))
 
@@ -298,7 +297,7 @@ def test_short_conversions_keep_the_gil(no_forced_gil_switches: None) -> None:
 def test_conversions_run_in_parallel_threads() -> None:
     # Long calls release the GIL; results must stay exact when threads run them at once.
     x = np.random.default_rng(3).uniform(-1.2, 1.2, 400_000).astype(F32)
-    expected = reference_pcm16(x)
+    expected = browser_pcm16(x)
     errors: list[str] = []
 
     def work() -> None:
