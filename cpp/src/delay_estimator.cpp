@@ -14,12 +14,12 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr int kAnalysisRate = 8000;
 constexpr double kWindowSeconds = 0.512;  // capture window correlated per hop
 constexpr int kHopsPerWindow = 4;         // hop = 128 ms
-// Hops of far-end activity needed before any candidate counts (about half a second).
-constexpr std::uint64_t kMinActiveHops = 4;
+// Hops of far-end activity needed before any candidate counts (about 0.4 s).
+constexpr std::uint64_t kMinActiveHops = 3;
 // Mean squares below these (about -60 and -80 dBFS) carry no usable information.
 constexpr double kReferenceFloor = 1e-6;
 constexpr double kCaptureFloor = 1e-8;
-// Whitening band: below 100 Hz rumble, above 3.8 kHz the boxcar decimation's aliasing.
+// Whitening band: below 100 Hz rumble, above 3.8 kHz the decimation filter's slope.
 constexpr double kBandLowHz = 100.0;
 constexpr double kBandHighHz = 3800.0;
 // Peaks closer than this to the main peak are its own shoulder, not a rival.
@@ -102,6 +102,15 @@ DelayEstimator::DelayEstimator(const DelayEstimatorConfig& config) : config_(con
   validate(config_);
   decimation_ = std::max(1, config_.sample_rate / kAnalysisRate);
   analysis_rate_ = static_cast<double>(config_.sample_rate) / decimation_;
+  // Butterworth sections (Q of the 4th-order poles), bilinear transform (RBJ's low-pass),
+  // cut off at 0.45 of the analysis rate: what folds back is 30+ dB down.
+  const double w0 = 2 * kPi * 0.45 * analysis_rate_ / config_.sample_rate;
+  const double q_values[2] = {0.54119610, 1.30656296};
+  for (int s = 0; s < 2; ++s) {
+    const double alpha = std::sin(w0) / (2 * q_values[s]), c = std::cos(w0);
+    const double a0 = 1 + alpha;
+    stages_[s] = {(1 - c) / 2 / a0, (1 - c) / a0, (1 - c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0};
+  }
   window_ = static_cast<std::size_t>(std::lround(kWindowSeconds * analysis_rate_));
   max_lag_ = static_cast<std::size_t>(std::ceil(config_.max_delay_ms * analysis_rate_ / 1000.0));
   fft_size_ = next_pow2(window_ + max_lag_);
@@ -119,7 +128,8 @@ DelayEstimator::DelayEstimator(const DelayEstimatorConfig& config) : config_(con
 
 void DelayEstimator::reset() {
   phase_ = 0;
-  ref_acc_ = cap_acc_ = 0;
+  ref_filter_ = Lowpass{};
+  cap_filter_ = Lowpass{};
   std::fill(reference_.begin(), reference_.end(), 0.0f);
   std::fill(capture_.begin(), capture_.end(), 0.0f);
   filled_ = 0;
@@ -134,16 +144,28 @@ void DelayEstimator::reset() {
   changes_ = hops_ = active_hops_ = 0;
 }
 
+double DelayEstimator::Lowpass::run(const Biquad (&stages)[2], double x) {
+  // Transposed direct form II, two sections.
+  for (int s = 0; s < 2; ++s) {
+    const Biquad& q = stages[s];
+    const double y = q.b0 * x + z[s][0];
+    z[s][0] = q.b1 * x - q.a1 * y + z[s][1];
+    z[s][1] = q.b2 * x - q.a2 * y;
+    x = y;
+  }
+  return x;
+}
+
 void DelayEstimator::process(const float* reference, const float* capture, std::size_t n) {
-  const double scale = 1.0 / decimation_;
   for (std::size_t i = 0; i < n; ++i) {
-    // Boxcar average then decimate: cheap, and its aliasing above 3.8 kHz is outside the band.
-    ref_acc_ += reference[i];
-    cap_acc_ += capture[i];
+    // A non-finite sample would poison the filters' state for ever: it counts as silence.
+    const double r = std::isfinite(reference[i]) ? reference[i] : 0.0;
+    const double c = std::isfinite(capture[i]) ? capture[i] : 0.0;
+    const double rf = decimation_ > 1 ? ref_filter_.run(stages_, r) : r;
+    const double cf = decimation_ > 1 ? cap_filter_.run(stages_, c) : c;
     if (++phase_ == decimation_) {
-      push_decimated(static_cast<float>(ref_acc_ * scale), static_cast<float>(cap_acc_ * scale));
+      push_decimated(static_cast<float>(rf), static_cast<float>(cf));
       phase_ = 0;
-      ref_acc_ = cap_acc_ = 0;
     }
   }
 }
@@ -152,12 +174,14 @@ void DelayEstimator::push_decimated(float reference, float capture) {
   // Histories are kept in order (oldest first) by shifting once per hop, not per sample.
   const std::size_t length = reference_.size();
   const std::size_t at = length - hop_ + since_hop_;
-  reference_[at] = std::isfinite(reference) ? reference : 0.0f;
-  capture_[at] = std::isfinite(capture) ? capture : 0.0f;
+  reference_[at] = reference;
+  capture_[at] = capture;
   if (++since_hop_ < hop_) return;
   since_hop_ = 0;
   filled_ = std::min(length, filled_ + hop_);
-  if (filled_ >= window_ + max_lag_) analyse();
+  // From the first full capture window on: the reference's older end is zeros until filled,
+  // which adds nothing to the correlation, so the first estimate comes within a second.
+  if (filled_ >= window_) analyse();
   std::move(reference_.begin() + static_cast<std::ptrdiff_t>(hop_), reference_.end(),
             reference_.begin());
   std::move(capture_.begin() + static_cast<std::ptrdiff_t>(hop_), capture_.end(),

@@ -2,7 +2,8 @@
 // The bulk delay between what a speaker played (the reference) and what a microphone heard
 // (the capture), found by GCC-PHAT, and a reference delay line that applies it.
 //
-// Both signals are decimated to an analysis rate near 8 kHz (speech's echo is there; lag
+// Both signals are low-passed (Butterworth, 4th order) and decimated to an analysis rate near
+// 8 kHz (speech's echo is there; lag
 // resolution 0.125 ms, far finer than an echo canceller's adaptive filter needs). Every hop
 // (128 ms), a capture window of 512 ms is correlated against the reference from max_delay
 // earlier to now, in one FFT of both (packed as real and imaginary part). The cross-spectrum
@@ -30,7 +31,7 @@ struct DelayEstimatorConfig {
   int sample_rate = 16000;      // of the signals fed in; 8000 and up
   double max_delay_ms = 500.0;  // lags searched: [0, max_delay_ms]
   double smoothing_s = 2.0;     // time constant of the cross-spectrum average
-  double min_confidence = 0.25;
+  double min_confidence = 0.15;
   double hysteresis_ms = 1.0;
   double agreement_ms = 2.0;
   int confirmations = 3;
@@ -82,9 +83,18 @@ class DelayEstimator {
   std::size_t hop_;
   double forget_;          // per active hop
 
-  // Decimation state.
+  // Decimation: a 4th-order Butterworth low-pass (two biquads) per signal, then every
+  // decimation_-th sample.
+  struct Biquad {
+    double b0 = 1, b1 = 0, b2 = 0, a1 = 0, a2 = 0;
+  };
+  struct Lowpass {
+    double z[2][2] = {{0, 0}, {0, 0}};
+    double run(const Biquad (&stages)[2], double x);
+  };
+  Biquad stages_[2];
+  Lowpass ref_filter_, cap_filter_;
   int phase_ = 0;
-  double ref_acc_ = 0, cap_acc_ = 0;
   // The last window_ + max_lag_ analysis samples of each signal.
   std::vector<float> reference_, capture_;
   std::size_t filled_ = 0;        // valid samples in the histories (saturates)
