@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -33,12 +33,16 @@ from ._echo import ReferenceAligner, TimedTap, steady_now
 from ._native import float_to_pcm16, pcm16_to_float
 from .errors import AudioDeviceError, InvalidArgumentError
 
+if TYPE_CHECKING:
+    from .options import CallOptions
+
 __all__ = [
     "AEC_INSTALL_HINT",
     "SUPPORTED_RATES",
     "EchoCancellationUnavailableError",
     "EchoCanceller",
     "EchoPath",
+    "EchoSetup",
     "aec_available",
     "steady_now",
 ]
@@ -384,3 +388,44 @@ class EchoPath:
         cleaned = self.canceller.process(samples, reference)
         self.blocks_processed += 1
         return cleaned, captured_at
+
+
+class EchoSetup:
+    """A call's echo-cancellation choice, and its :class:`EchoPath` once live devices ask.
+
+    ``call.echo.path()`` builds the path on first use (a speaker and a microphone then share
+    it) and returns the same one afterwards; ``None`` when the call does not cancel echo.
+
+    Raises:
+        EchoCancellationUnavailableError: With ``echo_cancellation=True`` and no
+            ``pywebrtc-audio`` (at ``connect``, before any I/O).
+        InvalidArgumentError: With ``echo_cancellation=True`` and a ``playback_rate`` AEC3
+            cannot run at.
+    """
+
+    def __init__(self, options: CallOptions) -> None:
+        self.requested = options.echo_cancellation
+        self.sample_rate = options.playback_rate
+        self.delay_ms = options.echo_delay_ms
+        self._path: EchoPath | None = None
+        if self.requested:
+            if self.sample_rate not in SUPPORTED_RATES:
+                raise InvalidArgumentError(
+                    "echo_cancellation needs a playback_rate of "
+                    f"{', '.join(map(str, SUPPORTED_RATES))}, not {self.sample_rate}")
+            if not aec_available():
+                raise EchoCancellationUnavailableError(AEC_INSTALL_HINT)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether :meth:`path` gives an echo path (asked for, or by default: installed)."""
+        if self.requested is False or self.sample_rate not in SUPPORTED_RATES:
+            return False
+        return bool(self.requested) or aec_available()
+
+    def path(self) -> EchoPath | None:
+        """The call's echo path (made once), or ``None`` when echo is not cancelled."""
+        if self._path is None and self.enabled:
+            assert self.sample_rate is not None
+            self._path = EchoPath(self.sample_rate, delay_ms=self.delay_ms)
+        return self._path
