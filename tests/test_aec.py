@@ -8,6 +8,7 @@ synthetic speech-like noise, so no test needs espeak-ng.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import ctypes
 import threading
@@ -539,3 +540,169 @@ def test_echo_path_cancels_what_the_speaker_played() -> None:
     cleaned = np.concatenate([o for o, _ in tail])
     heard = np.concatenate([m for _, m in tail])
     assert db(float(np.mean(heard**2)), float(np.mean(cleaned**2))) >= 25
+
+
+# --- a live call through a simulated room -----------------------------------------------------
+
+
+class SimulatedRoom:
+    """Fake input and output streams on one device thread and one virtual clock.
+
+    Each tick plays a speaker block (its DAC time reported 30 ms ahead), sends it through the
+    room (40 ms more that no device reports, then a reverberant response) to the microphone,
+    and captures a block (its ADC time reported 10 ms back) holding that echo, the user's
+    speech and noise. The clock runs ``speedup`` times faster than real time.
+    """
+
+    RATE, BLOCK = 48_000, 960
+    OUTPUT_LATENCY, INPUT_LATENCY, UNREPORTED = 0.030, 0.010, 0.040
+
+    def __init__(self, user: Floats, user_at: float, seconds: float, speedup: float) -> None:
+        length = round((seconds + 1) * self.RATE)
+        self.echo = np.zeros(length, np.float32)
+        self.user = np.zeros(length, np.float32)
+        start = round(user_at * self.RATE)
+        self.user[start : start + len(user)] = user
+        self.noise = (np.random.default_rng(4).standard_normal(length) * 1e-4).astype(np.float32)
+        self.response = room_response(self.RATE)
+        self.seconds, self.speedup = seconds, speedup
+        self.now = 0.0
+        self.first_capture: float | None = None
+        self.callbacks: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def clock(self) -> float:
+        return self.now
+
+    def factory(self, kind: str) -> Any:
+        room = self
+
+        class Stream:
+            def __init__(self, **options: Any) -> None:
+                room.callbacks[kind] = options["callback"]
+
+            def start(self) -> None:
+                if not room._thread.is_alive() and not room._stop.is_set():
+                    room._thread.start()
+
+            def stop(self) -> None:
+                room._stop.set()
+                room._thread.join(10)
+
+            def close(self) -> None:
+                pass
+
+        return Stream
+
+    def _run(self) -> None:
+        rate, block = self.RATE, self.BLOCK
+        started = time.monotonic()
+        k = -1
+        while not self._stop.is_set():  # like a device: blocks until stopped
+            k += 1
+            self.now = now = k * block / rate
+            speaker = self.callbacks.get("output")
+            if speaker is not None:
+                out = np.zeros((block, 1), np.float32)
+                speaker(out, block, types.SimpleNamespace(
+                    currentTime=now, outputBufferDacTime=now + self.OUTPUT_LATENCY,
+                    inputBufferAdcTime=0.0), None)
+                at = round((now + self.OUTPUT_LATENCY + self.UNREPORTED) * rate)
+                wet = signal.fftconvolve(out[:, 0], self.response)
+                end = min(len(self.echo), at + len(wet))
+                if at < end:  # past the room's timeline the echo is not kept
+                    self.echo[at:end] += wet[: end - at]
+            microphone = self.callbacks.get("input")
+            if microphone is not None:
+                captured = now - self.INPUT_LATENCY
+                if self.first_capture is None:
+                    self.first_capture = captured
+                i = max(0, round(captured * rate))
+                mic = np.zeros(block, np.float32)
+                part = (self.echo[i : i + block] + self.user[i : i + block]
+                        + self.noise[i : i + block])
+                mic[: len(part)] = part
+                microphone(mic[:, None], block, types.SimpleNamespace(
+                    currentTime=now, inputBufferAdcTime=captured, outputBufferDacTime=0.0), None)
+            # Pace: `speedup` times real time (a slow machine only makes the test longer).
+            delay = started + (k + 1) * block / rate / self.speedup - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
+@needs_aec
+@pytest.mark.slow
+def test_live_call_through_a_room_the_agent_hears_itself_25_db_less() -> None:
+    from anunzi_fast.call_runner import RunOptions, run_call
+    from anunzi_fast.client import connect
+    from tests.test_cli import EmulatorThread
+
+    rate = SimulatedRoom.RATE
+    user = speech_like(4.0, rate, 31, level=0.25)  # the user speaks from 0.5 s to 4.5 s
+
+    def call(echo_cancellation: bool) -> tuple[Any, SimulatedRoom, Any]:
+        room = SimulatedRoom(user, 0.5, seconds=10.0, speedup=4.0)
+        # No greeting: the agent speaks only to answer, so both runs hear the same reply.
+        with EmulatorThread(assistant_ids=None, greeting=np.zeros(160, np.int16)) as server:
+            def open_call(**extra: Any) -> Any:
+                return connect(server.emulator.issue_session_url(), **extra)
+
+            async def scenario() -> Any:
+                async with timeout(60):
+                    return await run_call(
+                        open_call,
+                        # Ends once the agent has been quiet for 2.5 s (10 s of room time).
+                        RunOptions(input="mic", output="speaker", idle_timeout=2.5,
+                                   max_duration=40, echo_cancellation=echo_cancellation),
+                        microphone=lambda: Microphone(
+                            max_blocks=100_000, stream_factory=room.factory("input"),
+                            clock=room.clock),
+                        speaker=lambda jitter: Speaker(
+                            jitter, stream_factory=room.factory("output"), clock=room.clock),
+                    )
+
+            result = asyncio.run(scenario())
+            return server.finished_session(), room, result
+
+    with_aec, room_aec, result = call(True)
+    without, room_plain, _ = call(False)
+
+    def received(session: Any, room: SimulatedRoom) -> Floats:
+        """What the agent received, placed on the room's clock."""
+        pcm = np.frombuffer(bytes(session.received), "<i2").astype(np.float32) / 32768
+        start = round((room.first_capture or 0.0) * rate)  # -10 ms: the first ADC time
+        if start < 0:
+            pcm, start = pcm[-start:], 0
+        line = np.zeros(len(room.echo), np.float32)
+        n = min(len(pcm), len(line) - start)
+        line[start : start + n] = pcm[:n]
+        return line
+
+    # The agent's reply as heard: where the room's echo is loud and the user is silent.
+    frames = room_plain.echo[: len(room_plain.echo) // 960 * 960].reshape(-1, 960)
+    loud = np.flatnonzero(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)) > 0.01)
+    reply_start = max(int(loud[0]) * 960, round(4.6 * rate))
+    # After the canceller has heard 1.5 s of the agent, to the end of the first reply.
+    window = slice(reply_start + round(1.5 * rate), reply_start + round(3.8 * rate))
+    plain = received(without, room_plain)[window]
+    cleaned = received(with_aec, room_aec)[window]
+    reduction = db(float(np.mean(plain**2)), float(np.mean(cleaned**2)))
+    assert reduction >= 25, reduction
+    # The user's speech still arrives, at its level (the latency is 19 ms: inside the window).
+    speech = slice(round(0.6 * rate), round(4.4 * rate))
+    kept = db(float(np.mean(received(with_aec, room_aec)[speech] ** 2)),
+              float(np.mean(room_aec.user[speech] ** 2)))
+    assert abs(kept) < 3, kept
+    # Without cancellation the agent answers its own echo, again and again; with it, the
+    # residue of the reply's first second (before the delay is found, about -45 dBFS) can
+    # still cross the emulator's plain energy VAD (-40 dBFS frames) once.
+    print(f"utterances answered: {with_aec.utterances} with, {without.utterances} without")
+    assert with_aec.utterances <= 2 and without.utterances > with_aec.utterances
+    metrics = result.call.metrics
+    # Heard times come from the room's virtual clock (4x real time): count them, no more.
+    assert metrics.first_audio_heard_after is not None
+    assert len(metrics.heard_turn_latencies) == with_aec.utterances
+    assert metrics.echo_delay_ms == pytest.approx(40, abs=1.5)
+    print(f"agent's own voice at the emulator: {reduction:.1f} dB less with echo cancellation; "
+          f"user speech kept at {kept:+.1f} dB; echo delay found {metrics.echo_delay_ms:.1f} ms")
