@@ -700,9 +700,10 @@ def test_live_call_through_a_room_the_agent_hears_itself_25_db_less() -> None:
     print(f"utterances answered: {with_aec.utterances} with, {without.utterances} without")
     assert with_aec.utterances <= 2 and without.utterances > with_aec.utterances
     metrics = result.call.metrics
-    # Heard times come from the room's virtual clock (4x real time): count them, no more.
+    # Heard times come from the room's virtual clock (4x real time): count them, no more (a
+    # second reply may still be queued when the call ends).
     assert metrics.first_audio_heard_after is not None
-    assert len(metrics.heard_turn_latencies) == with_aec.utterances
+    assert 1 <= len(metrics.heard_turn_latencies) <= with_aec.utterances
     assert metrics.echo_delay_ms == pytest.approx(40, abs=1.5)
     print(f"agent's own voice at the emulator: {reduction:.1f} dB less with echo cancellation; "
           f"user speech kept at {kept:+.1f} dB; echo delay found {metrics.echo_delay_ms:.1f} ms")
