@@ -106,8 +106,12 @@ class EchoCanceller:
         sample_rate: 16000, 32000 or 48000 Hz (both signals).
         delay_ms: A hint of the bulk delay from reference to echo, used until the signals
             give an estimate; ``None`` starts from 0. It is a starting point, not a promise:
-            the estimate replaces it after about two seconds of far-end speech.
+            the estimate replaces it after about a second of far-end speech.
         max_delay_ms: The longest bulk delay searched (up to 2000 ms).
+
+    When the estimate moves the alignment by more than 4 ms (the first estimate, a device
+    change), AEC3 restarts: it converges on the new alignment within about a second, where
+    re-adapting its old filter took several; :attr:`resets` counts these restarts.
 
     Raises:
         EchoCancellationUnavailableError: Without ``pywebrtc-audio`` (message: how to install).
