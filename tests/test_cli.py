@@ -341,7 +341,9 @@ def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
         async with timeout(20):
             return await run_call(
                 open_call,  # type: ignore[arg-type]
-                RunOptions(input="mic", output="speaker", idle_timeout=0.5, max_duration=10),
+                # Without echo cancellation: what was captured is exactly what is sent.
+                RunOptions(input="mic", output="speaker", idle_timeout=0.5, max_duration=10,
+                           echo_cancellation=False),
                 microphone=lambda: Microphone(
                     max_blocks=10_000,  # never drop: the comparison below is exact
                     stream_factory=lambda **o: DeviceThreadStream(True, captured, **o)),
@@ -564,3 +566,42 @@ def test_the_summary_names_a_close_by_the_service(
                      "--idle-timeout", "30"]) == 0
     assert "call ended          the service ended the session (code 1001" in (
         capsys.readouterr().out)
+
+
+def test_devices_lists_inputs_and_outputs(monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import types
+
+    fake = types.ModuleType("sounddevice")
+    fake.query_hostapis = lambda: [{"name": "ALSA"}]  # type: ignore[attr-defined]
+    fake.query_devices = lambda: [  # type: ignore[attr-defined]
+        {"index": 0, "name": "Built-in Microphone", "hostapi": 0, "max_input_channels": 2,
+         "max_output_channels": 0, "default_samplerate": 48000.0},
+        {"index": 1, "name": "Built-in Speakers", "hostapi": 0, "max_input_channels": 0,
+         "max_output_channels": 2, "default_samplerate": 44100.0},
+    ]
+    fake.default = types.SimpleNamespace(device=[0, 1])  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    assert main(["devices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ">    0 Built-in Microphone (ALSA), 2 in, 0 out, 48000 Hz"
+    assert lines[1] == " <   1 Built-in Speakers (ALSA), 0 in, 2 out, 44100 Hz"
+
+
+def test_devices_without_sounddevice_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devices"]) == 2  # this machine has no sounddevice
+    assert "pip install sounddevice" in capsys.readouterr().err
+
+
+def test_device_and_echo_flags_reach_the_run_options() -> None:
+    from anunzi_fast.cli import _run_options, build_parser
+
+    args = build_parser().parse_args(
+        ["call", "--session-url", "ws://x", "--input", "mic", "--output", "speaker",
+         "--input-device", "3", "--output-device", "USB Headset", "--no-aec"])
+    options = _run_options(args)
+    assert options.input_device == 3 and options.output_device == "USB Headset"
+    assert options.echo_cancellation is False
+    default = _run_options(build_parser().parse_args(["call", "--session-url", "ws://x",
+                                                      "--input", "mic"]))
+    assert default.echo_cancellation is None and default.input_device is None

@@ -143,3 +143,36 @@ async def test_no_default_device_says_so(kind: type, direction: str) -> None:
         else:
             with device:
                 pass
+
+
+def test_speaker_reports_when_the_agent_is_heard() -> None:
+    from types import SimpleNamespace
+
+    from anunzi_fast.events import AgentStartedSpeaking, AgentStoppedSpeaking
+
+    jitter = JitterBuffer(48_000, prefill_ms=0.0, dtype="float32")
+    jitter.push(np.full(1500, 0.5, np.float32))
+    factory = Factory()
+    now = [100.0]
+    with Speaker(jitter, stream_factory=factory, clock=lambda: now[0]) as speaker:
+        assert not speaker.native_callback  # a stream factory: the Python callback
+        stream = factory.streams[0]
+        out = np.zeros((960, 1), np.float32)
+        for _ in range(7):  # 1500 samples of audio, then silence past the 100 ms gap
+            stream.callback(out, 960, SimpleNamespace(currentTime=now[0],
+                                                      outputBufferDacTime=now[0] + 0.05), None)
+            now[0] += 0.02
+        events = speaker.playout_events()
+    assert [type(e) for e in events] == [AgentStartedSpeaking, AgentStoppedSpeaking]
+    assert speaker.output_latency == pytest.approx(0.05)
+    # Heard 50 ms after the first callback; stopped 1500 samples (31.25 ms) after that.
+    assert events[1].heard_at - events[0].heard_at == pytest.approx(1500 / 48_000)
+    assert speaker.samples_played == 1500
+
+
+def test_parse_device() -> None:
+    from anunzi_fast.devices import parse_device
+
+    assert parse_device(None) is None
+    assert parse_device(" 2 ") == 2
+    assert parse_device("MacBook Pro Microphone") == "MacBook Pro Microphone"

@@ -1,4 +1,4 @@
-"""The hand-written stubs _native.pyi and _resampler.pyi must match the compiled modules.
+"""The hand-written stubs _native.pyi, _resampler.pyi and _echo.pyi must match the compiled modules.
 
 mypy's stubtest checks names, kinds and properties, but cannot read the signatures of
 pybind11 functions (they have no __text_signature__). pybind11 writes each signature as the
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 import anunzi_fast
-from anunzi_fast import _native, _resampler
+from anunzi_fast import _echo, _native, _resampler
 from tests._stubtest import assert_stubtest_passes
 
-MODULES: dict[str, ModuleType] = {"_native": _native, "_resampler": _resampler}
+MODULES: dict[str, ModuleType] = {"_echo": _echo, "_native": _native, "_resampler": _resampler}
 
 # What stubtest may not hold against each stub.
 ALLOWLISTS = {
@@ -30,6 +30,9 @@ ALLOWLISTS = {
     ],
     "_resampler": [
         r"anunzi_fast\._resampler\.Resampler",
+    ],
+    "_echo": [
+        r"anunzi_fast\._echo\.(ReferenceAligner|TimedTap|PlayoutMonitor|OutputEngine|InputEngine)",
     ],
 }
 

@@ -488,6 +488,35 @@ class PyJitterBuffer {
     return out;
   }
 
+  // Hands the consumer side to native code (a device callback in anunzi_fast._echo): a
+  // capsule holding the float32 core buffer, named kJitterConsumerCapsule. The side stays
+  // claimed, so Python's read_into/read raise RuntimeError, until the capsule is destroyed;
+  // the capsule also keeps this buffer alive.
+  py::object native_consumer(py::handle self) {
+    if (!float_) throw py::type_error("only a float32 JitterBuffer can feed a native device");
+    const char* other = nullptr;
+    if (!consumer_.running.compare_exchange_strong(other, "native device callback",
+                                                   std::memory_order_acquire,
+                                                   std::memory_order_relaxed)) {
+      throw std::runtime_error(std::string("JitterBuffer.") + other +
+                               " is already running in another thread: " + consumer_.rule);
+    }
+    PyObject* capsule = PyCapsule_New(float_.get(), kJitterConsumerCapsule, [](PyObject* c) {
+      auto* owner = static_cast<PyObject*>(PyCapsule_GetContext(c));
+      auto* buffer = py::cast<PyJitterBuffer*>(py::handle(owner));
+      buffer->consumer_.running.store(nullptr, std::memory_order_release);
+      Py_DECREF(owner);
+    });
+    if (capsule == nullptr) {
+      consumer_.running.store(nullptr, std::memory_order_release);
+      throw py::error_already_set();
+    }
+    PyCapsule_SetContext(capsule, self.inc_ref().ptr());
+    return py::reinterpret_steal<py::object>(capsule);
+  }
+
+  static constexpr const char* kJitterConsumerCapsule = "anunzi_fast._native.JitterConsumer";
+
   PyJitterStats stats() const { return {int16_ ? int16_->stats() : float_->stats(), rate_}; }
   int sample_rate() const { return static_cast<int>(rate_); }
   double prefill_ms() const { return prefill_ms_; }
@@ -613,6 +642,9 @@ PYBIND11_MODULE(_native, m) {
       .def("clear", &PyJitterBuffer::clear, anunzi::docs::kJitterClear)
       .def("read_into", &PyJitterBuffer::read_into, py::arg("out"), anunzi::docs::kJitterReadInto)
       .def("read", &PyJitterBuffer::read, py::arg("num_samples"), anunzi::docs::kJitterRead)
+      .def("_native_consumer",
+           [](py::object self) { return self.cast<PyJitterBuffer&>().native_consumer(self); },
+           "Claim the consumer side for a native device callback (anunzi_fast._echo).")
       .def_property_readonly("stats", &PyJitterBuffer::stats, "A snapshot of the counters.")
       .def_property_readonly("sample_rate", &PyJitterBuffer::sample_rate)
       .def_property_readonly("prefill_ms", &PyJitterBuffer::prefill_ms)

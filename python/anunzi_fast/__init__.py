@@ -16,6 +16,9 @@ The native core (``anunzi_fast._native``):
 - :class:`SpscRing`: a lock-free single-producer/single-consumer sample ring.
 - :class:`JitterBuffer`: the playback queue with prefill, underrun and overflow accounting.
 
+Echo cancellation for calls without headphones (:mod:`anunzi_fast.aec`, with the optional
+``aec`` extra): :class:`EchoCanceller`, and ``connect(..., echo_cancellation=True)``.
+
 The streaming resampler (:mod:`anunzi_fast.resampler`) has python-soxr's API, so
 ``import anunzi_fast as soxr`` runs code written for soxr: :func:`resample`,
 :class:`ResampleStream` and the quality constants ``QQ``, ``LQ``, ``MQ``, ``HQ``, ``VHQ``.
@@ -98,9 +101,15 @@ _LAZY = {
     "Fault": "anunzi_fast.emulator",
     "Microphone": "anunzi_fast.devices",
     "Speaker": "anunzi_fast.devices",
+    "EchoCanceller": "anunzi_fast.aec",
+    "EchoCancellationUnavailableError": "anunzi_fast.aec",
+    "EchoPath": "anunzi_fast.aec",
+    "AgentStartedSpeaking": "anunzi_fast.events",
+    "AgentStoppedSpeaking": "anunzi_fast.events",
 }
 
 if _TYPE_CHECKING:
+    from anunzi_fast.aec import EchoCancellationUnavailableError, EchoCanceller, EchoPath
     from anunzi_fast.audio import CallRecorder, Playback, UplinkEncoder
     from anunzi_fast.auth import (
         DEFAULT_BASE_URL,
@@ -111,6 +120,7 @@ if _TYPE_CHECKING:
     from anunzi_fast.client import Call, CallEvent, CallState, Reconnected, connect
     from anunzi_fast.devices import Microphone, Speaker
     from anunzi_fast.emulator import Emulator, Fault
+    from anunzi_fast.events import AgentStartedSpeaking, AgentStoppedSpeaking
     from anunzi_fast.metrics import CallMetrics
     from anunzi_fast.options import CallOptions
     from anunzi_fast.retry import RetryPolicy
@@ -143,6 +153,8 @@ __all__ = [
     "AgentAudio",
     "AgentNotReadyError",
     "AgentReady",
+    "AgentStartedSpeaking",
+    "AgentStoppedSpeaking",
     "AnunziError",
     "AssistantNotFoundError",
     "AudioDeviceError",
@@ -160,6 +172,9 @@ __all__ = [
     "ClientReady",
     "ConnectionLostError",
     "CredentialsError",
+    "EchoCancellationUnavailableError",
+    "EchoCanceller",
+    "EchoPath",
     "Emulator",
     "Event",
     "Fault",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._redact import redact
+from .aec import AEC_INSTALL_HINT, aec_available
 from .audio import CallRecorder, resample_pcm16
 from .client import Call
 from .devices import Microphone, Speaker
@@ -56,6 +58,9 @@ class RunOptions:
     pace: str = "realtime"
     idle_timeout: float = 5.0
     max_duration: float | None = None
+    echo_cancellation: bool | None = None  # None: when the 'aec' extra is installed
+    input_device: int | str | None = None
+    output_device: int | str | None = None
 
 
 @dataclass
@@ -94,6 +99,11 @@ class StatusLine:
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """One line of advice, before the status starts."""
+        self.stream.write(f"{text}\n")
+        self.stream.flush()
 
 
 def load_input(source: str) -> WavAudio | None:
@@ -146,10 +156,17 @@ async def run_call(
     check_outputs(options)
     recorder = CallRecorder() if options.record else None
     use_speaker = options.output == "speaker"
+    live = use_speaker and wav is None  # a microphone hears the speaker: cancel its echo
+    extra: dict[str, Any] = {} if options.echo_cancellation is None or not live else {
+        "echo_cancellation": options.echo_cancellation}
     call = open_call(
         playback_rate=CLIENT_SAMPLE_RATE if use_speaker else AGENT_SAMPLE_RATE,
-        on_audio_sent=recorder.add_user if recorder else None,
+        on_audio_sent=recorder.add_user if recorder else None, **extra,
     )
+    if microphone is Microphone:
+        microphone = functools.partial(Microphone, device=options.input_device)
+    if speaker is Speaker:
+        speaker = functools.partial(Speaker, device=options.output_device)
     agent_chunks: list[npt.NDArray[np.int16]] = []
     last_activity = [time.monotonic()]
     ended_because = ""
@@ -165,9 +182,20 @@ async def run_call(
     async with call, contextlib.AsyncExitStack() as stack:
         jitter = call.jitter_buffer
         assert jitter is not None
+        echo = call.echo.path() if live else None
+        if live and echo is None and options.echo_cancellation is None and status is not None \
+                and not aec_available():
+            status.note(f"hint: {AEC_INSTALL_HINT} (--no-aec hides this)")
+        played = None
         if use_speaker:
-            stack.enter_context(speaker(jitter))
-        mic = None if wav is not None else await stack.enter_async_context(microphone())
+            played = speaker(jitter)
+            played.echo = echo
+            stack.enter_context(played)
+        mic = None
+        if wav is None:
+            mic = microphone()
+            mic.echo = echo
+            await stack.enter_async_context(mic)
         receiver = asyncio.create_task(receive())
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -178,6 +206,9 @@ async def run_call(
         def tick_playback() -> None:
             if not use_speaker:
                 jitter.read_into(playback_block)
+            if played is not None:  # agent started/stopped as heard
+                for event in played.playout_events():
+                    call.playout.report(event)
             if status is not None and loop.time() >= next_status[0]:
                 next_status[0] += status.interval
                 status.show(call)
@@ -210,6 +241,9 @@ async def run_call(
         except SessionClosedError:
             pass  # the service closed while we sent: the receiver tells how
         finally:
+            tick_playback()
+            if echo is not None:
+                call.metrics.echo_delay_ms = echo.canceller.delay_ms
             if status is not None:
                 status.finish()
             if receiver.done():
@@ -292,6 +326,12 @@ def print_summary(result: CallResult, out: TextIO) -> None:
     print(f"agent ready after   {seconds(metrics.agent_ready_after)}", file=out)
     print(f"first audio after   {seconds(metrics.first_audio_after)}", file=out)
     print(f"turn latency        {turns}", file=out)
+    if metrics.first_audio_heard_after is not None:
+        heard = ", ".join(f"{t:.3f} s" for t in metrics.heard_turn_latencies) or "-"
+        print(f"first audio heard   {seconds(metrics.first_audio_heard_after)}", file=out)
+        print(f"turn latency, heard {heard}", file=out)
+    if metrics.echo_delay_ms is not None:
+        print(f"echo delay          {metrics.echo_delay_ms:.1f} ms", file=out)
     print(f"seconds sent        {metrics.seconds_sent:.2f} s", file=out)
     print(f"seconds received    {metrics.seconds_received:.2f} s", file=out)
     print(f"underruns           {metrics.underruns}", file=out)

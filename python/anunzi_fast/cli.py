@@ -1,4 +1,4 @@
-"""The ``anunzi-fast`` command: ``demo``, ``call`` and ``serve``.
+"""The ``anunzi-fast`` command: ``demo``, ``call``, ``serve`` and ``devices``.
 
 Exit codes (one map, :data:`anunzi_fast.errors.EXIT_CODES`): 0 done; 2 usage (bad arguments,
 unreadable input, no audio device, a busy port); 3 credentials, permission or unknown
@@ -28,6 +28,7 @@ from ._redact import install_log_redaction, redact
 from .auth import API_KEY_ENV, DEFAULT_BASE_URL, request_session_url
 from .call_runner import RunOptions, StatusLine, check_outputs, load_input, print_summary, run_call
 from .client import Call, connect
+from .devices import describe_devices, parse_device
 from .emulator import DEFAULT_API_KEY, Emulator, Fault
 from .errors import (
     EXIT_INTERNAL,
@@ -55,6 +56,9 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         input=args.input, output=args.output, output_rate=args.output_rate, record=args.record,
         pace=args.pace, idle_timeout=args.idle_timeout, max_duration=args.max_duration,
+        echo_cancellation=False if args.no_aec else None,
+        input_device=parse_device(args.input_device),
+        output_device=parse_device(args.output_device),
     )
 
 
@@ -125,7 +129,16 @@ async def _command_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"demo": _command_demo, "call": _command_call, "serve": _command_serve}
+async def _command_devices(args: argparse.Namespace) -> int:
+    for line in describe_devices():
+        print(line)
+    print("(> default input, < default output; --input-device/--output-device take the index "
+          "or a unique part of the name)")
+    return EXIT_OK
+
+
+_COMMANDS = {"demo": _command_demo, "call": _command_call, "serve": _command_serve,
+             "devices": _command_devices}
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -199,6 +212,13 @@ def _add_call_options(parser: argparse.ArgumentParser, *, demo: bool) -> None:
                         default=120.0 if demo else None,
                         help="stop after this many seconds in all" + (
                             "" if demo else " (default: no limit)"))
+    parser.add_argument("--no-aec", action="store_true",
+                        help="with --input mic --output speaker: do not cancel the agent's echo "
+                        "(it is cancelled by default when the 'aec' extra is installed)")
+    parser.add_argument("--input-device", metavar="DEVICE",
+                        help="microphone: index or name (see 'anunzi-fast devices')")
+    parser.add_argument("--output-device", metavar="DEVICE",
+                        help="speaker: index or name (see 'anunzi-fast devices')")
     _add_verbose(parser, top=False)
 
 
@@ -236,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-ttl", type=_POSITIVE_FLOAT, default=60.0, metavar="S",
                        help="seconds a session token stays valid")
     _add_verbose(serve, top=False)
+    devices = commands.add_parser("devices", formatter_class=_Formatter,
+                                  help="list audio input and output devices",
+                                  description="List the audio devices (needs sounddevice).")
+    _add_verbose(devices, top=False)
     return parser
 
 

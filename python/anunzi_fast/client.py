@@ -42,8 +42,8 @@ from .errors import (
     SessionTokenRejectedError,
     is_transient,
 )
-from .events import END_OF_EVENTS, CallEvent, EventQueue, Reconnected
-from .metrics import CallMetrics, TurnClock
+from .events import END_OF_EVENTS, CallEvent, EventQueue, Reconnected, live_parts
+from .metrics import CallMetrics
 from .options import CallOptions
 from .protocol import AgentAudio, AgentReady, SessionProtocol
 
@@ -129,8 +129,8 @@ class Call:
         self._encoder = UplinkEncoder()
         self._protocol = SessionProtocol()
         self._metrics = CallMetrics()
-        self._turns = TurnClock(self._metrics.turn_latencies)
         self._events = EventQueue(opts.event_queue_size, opts.event_queue_bytes, self._metrics)
+        self._turns, self.echo, self.playout = live_parts(self)  # echo.path(), playout.report()
         self._on_audio_sent = on_audio_sent
         self.state = CallState.CONNECTING
         self._ws: ClientConnection | None = None

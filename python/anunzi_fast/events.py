@@ -10,13 +10,26 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 from .errors import AnunziError, SessionClosedError
-from .metrics import CallMetrics
+from .metrics import CallMetrics, TurnClock
 from .protocol import Event
 
-__all__ = ["END_OF_EVENTS", "CallEvent", "EventQueue", "Reconnected"]
+if TYPE_CHECKING:
+    from .aec import EchoSetup
+    from .client import Call
+
+__all__ = [
+    "END_OF_EVENTS",
+    "AgentStartedSpeaking",
+    "AgentStoppedSpeaking",
+    "CallEvent",
+    "EventQueue",
+    "PlayoutReporter",
+    "Reconnected",
+    "live_parts",
+]
 
 END_OF_EVENTS: Final = object()
 """Queued last, when the session has ended."""
@@ -35,7 +48,59 @@ class Reconnected:
     close_code: int
 
 
-CallEvent: TypeAlias = Event | Reconnected
+@dataclass(frozen=True)
+class AgentStartedSpeaking:
+    """The speaker started playing the agent's audio: when it is heard, not when it arrived.
+
+    Attributes:
+        heard_at: ``time.monotonic()`` of its first sample leaving the speaker (the device's
+            reported output latency included).
+    """
+
+    heard_at: float
+
+
+@dataclass(frozen=True)
+class AgentStoppedSpeaking:
+    """The speaker played the agent's last sample before a pause (100 ms of silence or more).
+
+    Attributes:
+        heard_at: ``time.monotonic()`` of the end of that last sample, as heard.
+    """
+
+    heard_at: float
+
+
+CallEvent: TypeAlias = Event | Reconnected | AgentStartedSpeaking | AgentStoppedSpeaking
+
+
+class PlayoutReporter:
+    """Takes a speaker's playout events (:meth:`Speaker.playout_events`) into a call: the
+    heard-time metrics and turn latencies, and the event queue.
+
+    Args:
+        metrics: The call's metrics.
+        turns: The call's turn clock.
+        queue: The event queue, or ``None`` when events are not queued.
+        opened_at: When the call started opening (``time.monotonic()``), once it has.
+    """
+
+    def __init__(self, metrics: CallMetrics, turns: TurnClock, queue: EventQueue | None,
+                 opened_at: Callable[[], float | None]) -> None:
+        self._metrics = metrics
+        self._turns = turns
+        self._queue = queue
+        self._opened_at = opened_at
+
+    def report(self, event: AgentStartedSpeaking | AgentStoppedSpeaking) -> None:
+        """One playout event, from the event loop's thread."""
+        if isinstance(event, AgentStartedSpeaking):
+            opened = self._opened_at()
+            if self._metrics.first_audio_heard_after is None and opened is not None:
+                self._metrics.first_audio_heard_after = event.heard_at - opened
+            self._turns.on_agent_heard(event.heard_at)
+        if self._queue is not None:
+            self._queue.put(event, 0)
 
 
 class EventQueue:
@@ -87,3 +152,15 @@ class EventQueue:
                     raise error
                 return
             yield cast(CallEvent, item)
+
+
+def live_parts(call: Call) -> tuple[TurnClock, EchoSetup, PlayoutReporter]:
+    """A new call's turn clock, echo-cancellation setup and playout reporter (the client's
+    wiring for live devices, kept here so the session code stays small)."""
+    from .aec import EchoSetup
+
+    metrics = call._metrics
+    turns = TurnClock(metrics.turn_latencies, metrics.heard_turn_latencies)
+    queue = call._events if call.options.queue_events else None
+    return turns, EchoSetup(call.options), PlayoutReporter(
+        metrics, turns, queue, lambda: call._opened_at)

@@ -28,6 +28,13 @@ class CallMetrics:
         first_audio_after: From the start of :meth:`Call.open` to the first agent audio.
         turn_latencies: Per user turn, from the end of the user's speech (energy VAD on what
             was sent) to the first agent audio after it.
+        first_audio_heard_after: From the start of :meth:`Call.open` to the agent's first
+            sample leaving the speaker (playout-accurate: jitter buffer and device latency
+            included); ``None`` without a speaker reporting playout.
+        heard_turn_latencies: Per user turn, from the end of the user's speech to the first
+            agent sample heard after it (what the user experiences).
+        echo_delay_ms: The echo canceller's estimate of the delay from played to captured
+            audio beyond what the devices report, when one ran.
         samples_sent: User samples sent, at 48 kHz.
         samples_received: Agent samples received, at 16 kHz.
         underruns: Times the jitter buffer ran dry while playing (read from its stats).
@@ -41,6 +48,9 @@ class CallMetrics:
     agent_ready_after: float | None = None
     first_audio_after: float | None = None
     turn_latencies: list[float] = field(default_factory=list)
+    first_audio_heard_after: float | None = None
+    heard_turn_latencies: list[float] = field(default_factory=list)
+    echo_delay_ms: float | None = None
     samples_sent: int = 0
     samples_received: int = 0
     underruns: int = 0
@@ -59,12 +69,36 @@ class CallMetrics:
         return self.samples_received / AGENT_SAMPLE_RATE
 
 
+class _Replies:
+    """Reply start times of one kind (arrived, or heard), and the latencies they end."""
+
+    def __init__(self, latencies: list[float], history: int) -> None:
+        self.latencies = latencies
+        self.starts: collections.deque[float] = collections.deque(maxlen=history)
+        self.waiting_since: float | None = None
+
+    def started(self, at: float) -> None:
+        self.starts.append(at)
+        if self.waiting_since is not None:
+            self.latencies.append(at - self.waiting_since)
+            self.waiting_since = None
+
+    def speech_ended(self, ended_at: float) -> None:
+        reply = next((t for t in self.starts if t >= ended_at), None)
+        if reply is not None:
+            self.latencies.append(reply - ended_at)
+        else:
+            self.waiting_since = ended_at
+
+
 class TurnClock:
     """Maps the end of each user utterance to the start of the agent's next reply.
 
     A reply starts with agent audio arriving after at least ``REPLY_GAP`` seconds without any:
     audio that merely continues what the agent was already saying is not an answer. Latencies
-    are appended to ``latencies`` (typically :attr:`CallMetrics.turn_latencies`).
+    are appended to ``latencies`` (typically :attr:`CallMetrics.turn_latencies`); with
+    ``heard_latencies``, the same to the moment the reply was heard
+    (:meth:`on_agent_heard`, from a speaker's playout events).
     """
 
     # Enough history to resolve a turn ended up to a few minutes ago; bounded memory.
@@ -72,14 +106,15 @@ class TurnClock:
     # Real-time agents send a frame every 20 ms; a pause five times longer is a new reply.
     REPLY_GAP = 0.1
 
-    def __init__(self, latencies: list[float]) -> None:
+    def __init__(self, latencies: list[float], heard_latencies: list[float] | None = None
+                 ) -> None:
         self.latencies = latencies
         self._vad = EnergyVad(CLIENT_SAMPLE_RATE)
         self._sent: collections.deque[tuple[int, float]] = collections.deque(maxlen=self.HISTORY)
         self._sent_total = 0
-        self._reply_starts: collections.deque[float] = collections.deque(maxlen=self.HISTORY)
+        self._arrived = _Replies(latencies, self.HISTORY)
+        self._heard = _Replies([] if heard_latencies is None else heard_latencies, self.HISTORY)
         self._last_arrival = -float("inf")
-        self._waiting_since: float | None = None
 
     def on_sent(self, pcm16: npt.NDArray[np.int16], sent_at: float) -> None:
         """The user audio ``pcm16`` (48 kHz) left at ``sent_at``."""
@@ -93,12 +128,12 @@ class TurnClock:
         """Agent audio arrived (or, for playout timing, was heard) at ``arrived_at``."""
         starts_reply = arrived_at - self._last_arrival >= self.REPLY_GAP
         self._last_arrival = arrived_at
-        if not starts_reply:
-            return
-        self._reply_starts.append(arrived_at)
-        if self._waiting_since is not None:
-            self.latencies.append(arrived_at - self._waiting_since)
-            self._waiting_since = None
+        if starts_reply:
+            self._arrived.started(arrived_at)
+
+    def on_agent_heard(self, heard_at: float) -> None:
+        """The speaker started playing a reply at ``heard_at`` (a playout event)."""
+        self._heard.started(heard_at)
 
     def _time_of_sample(self, index: int) -> float:
         # The time the frame holding that sample left: the last moment the speech was known.
@@ -109,8 +144,5 @@ class TurnClock:
 
     def _speech_ended(self, ended_at: float) -> None:
         # The agent may answer before our VAD's hangover confirms the end of the turn.
-        reply = next((t for t in self._reply_starts if t >= ended_at), None)
-        if reply is not None:
-            self.latencies.append(reply - ended_at)
-        else:
-            self._waiting_since = ended_at
+        self._arrived.speech_ended(ended_at)
+        self._heard.speech_ended(ended_at)

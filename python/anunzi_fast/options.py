@@ -49,6 +49,14 @@ class CallOptions:
             opens; past this the call fails with :class:`~anunzi_fast.AgentNotReadyError`.
             ``None`` waits for ever.
         max_size: Largest message accepted from the service, in bytes.
+        echo_cancellation: Cancel the agent's echo from a live microphone when a speaker plays
+            the call (``call.echo.path()``, used by the CLI's ``--input mic --output
+            speaker``): ``None`` (the default) does when the optional ``aec`` extra
+            (pywebrtc-audio) is installed and ``playback_rate`` is 16000, 32000 or 48000;
+            ``True`` requires it (``connect`` raises with the install hint otherwise);
+            ``False`` never does.
+        echo_delay_ms: A hint of the echo's delay beyond what the devices report (the
+            canceller estimates it anyway); ``None`` starts from 0.
     """
 
     playback_rate: int | None = AGENT_SAMPLE_RATE
@@ -67,6 +75,8 @@ class CallOptions:
     send_timeout: float | None = 20.0
     agent_ready_timeout: float | None = 15.0
     max_size: int = 2**20
+    echo_cancellation: bool | None = None
+    echo_delay_ms: float | None = None
 
     def __post_init__(self) -> None:
         if self.retry is None:  # accepted for "the default", as before
@@ -78,6 +88,13 @@ class CallOptions:
                      "jitter_max_ms"):
             if not getattr(self, name) >= 0:
                 raise InvalidArgumentError(f"{name} must be >= 0, not {getattr(self, name)!r}")
+        if self.echo_cancellation not in (None, True, False):
+            raise InvalidArgumentError(
+                f"echo_cancellation must be True, False or None, not {self.echo_cancellation!r}")
+        delay = self.echo_delay_ms
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, (int, float))
+                                  or not 0 <= delay <= 2000):
+            raise InvalidArgumentError(f"echo_delay_ms must be from 0 to 2000, not {delay!r}")
 
     def with_changes(self, **changes: Any) -> CallOptions:
         """A copy with some options changed (checked like a new one)."""
