@@ -36,7 +36,7 @@ import pytest
 pywebrtc_audio = pytest.importorskip("pywebrtc_audio", reason="needs the 'aec' extra")
 signal = pytest.importorskip("scipy.signal")
 
-from anunzi_fast.aec import AEC3_LATENCY_SAMPLES, EchoCanceller  # noqa: E402
+from anunzi_fast.aec import AEC3_LATENCY_SAMPLES, DEFAULT_ALIGN_FROM_MS, EchoCanceller  # noqa: E402
 from anunzi_fast.resampler import resample  # noqa: E402
 
 Floats = npt.NDArray[np.float32]
@@ -137,9 +137,11 @@ class Aec3Alone:
 
 class Ours:
     max_delay_ms = 500.0  # the default
+    align_from_ms = DEFAULT_ALIGN_FROM_MS  # the default: short delays are left to AEC3
 
     def __init__(self, rate: int) -> None:
-        self.inner = EchoCanceller(rate, max_delay_ms=self.max_delay_ms)
+        self.inner = EchoCanceller(rate, max_delay_ms=self.max_delay_ms,
+                                   align_from_ms=self.align_from_ms)
 
     def run(self, capture: Floats, reference: Floats) -> Floats:
         # 10 ms chunks as a device would deliver them; drop the fixed latency to compare.
@@ -153,6 +155,16 @@ class Ours:
 class OursLongRange(Ours):
     """For bulk delays beyond the default search range."""
 
+    max_delay_ms = 1000.0
+
+
+class AlwaysAligned(Ours):
+    """Our delay stage applied at every delay (align_from_ms=0), to show what it costs."""
+
+    align_from_ms = 0.0
+
+
+class AlwaysAlignedLongRange(AlwaysAligned):
     max_delay_ms = 1000.0
 
 
@@ -205,17 +217,20 @@ def table(rate: int) -> str:
     _, _, source = voices(rate)
     lines = [f"Echo cancellation at {rate} Hz ({source}; room RT60 0.35 s, noise -70 dBFS)",
              "",
-             "| bulk delay | ERLE ours | ERLE AEC3 alone | passthrough ours | passthrough AEC3 "
-             "| double talk ours | double talk AEC3 |",
-             "|---|---|---|---|---|---|---|"]
+             "| bulk delay | ERLE ours | always aligned | AEC3 alone | passthrough ours / alone "
+             "| double talk ours / alone |",
+             "|---|---|---|---|---|---|"]
     for delay in (*DELAYS_MS, LONG_DELAY_MS):
-        ours = scenario(Ours if delay <= Ours.max_delay_ms else OursLongRange, rate, delay)
+        long_range = delay > Ours.max_delay_ms
+        ours = scenario(OursLongRange if long_range else Ours, rate, delay)
+        always = scenario(AlwaysAlignedLongRange if long_range else AlwaysAligned, rate, delay)
         alone = scenario(Aec3Alone, rate, delay)
         label = f"{delay} ms" if delay in DELAYS_MS else f"{delay} ms (max_delay_ms=1000)"
         lines.append(
-            f"| {label} | {ours.erle_db:.1f} dB | {alone.erle_db:.1f} dB "
-            f"| {ours.passthrough_db:+.1f} dB | {alone.passthrough_db:+.1f} dB "
-            f"| {ours.double_talk_db:+.1f} dB | {alone.double_talk_db:+.1f} dB |")
+            f"| {label} | {ours.erle_db:.1f} dB | {always.erle_db:.1f} dB "
+            f"| {alone.erle_db:.1f} dB "
+            f"| {ours.passthrough_db:+.1f} / {alone.passthrough_db:+.1f} dB "
+            f"| {ours.double_talk_db:+.1f} / {alone.double_talk_db:+.1f} dB |")
     return "\n".join(lines)
 
 

@@ -710,3 +710,29 @@ def test_live_call_through_a_room_the_agent_hears_itself_25_db_less() -> None:
     assert metrics.echo_delay_ms == pytest.approx(40, abs=1.5)
     print(f"agent's own voice at the emulator: {reduction:.1f} dB less with echo cancellation; "
           f"user speech kept at {kept:+.1f} dB; echo delay found {metrics.echo_delay_ms:.1f} ms")
+
+
+def test_aligner_engages_only_from_its_threshold() -> None:
+    rate = 16_000
+    far = speech_like(3, rate, 1)
+    mic = echo_of(far, rate, 120)
+    for engage_ms, engaged in ((0.0, True), (100.0, True), (200.0, False)):
+        aligner = _echo.ReferenceAligner(rate, engage_ms=engage_ms)
+        assert aligner.engage_ms == engage_ms
+        frame = rate // 100
+        for i in range(0, len(far) - frame + 1, frame):
+            aligner.process(far[i : i + frame], mic[i : i + frame])
+        assert abs(aligner.delay_ms - 120) <= 0.5  # the estimate is reported either way
+        assert aligner.engaged is engaged
+        assert (aligner.applied_delay_ms > 0) is engaged
+
+
+@pytest.mark.skipif(not aec_available(), reason="needs the 'aec' extra (pywebrtc-audio)")
+def test_the_canceller_leaves_short_delays_to_aec3() -> None:
+    canceller = EchoCanceller(16_000, delay_ms=120.0)  # below the default 300 ms
+    assert canceller.applied_delay_ms == 0.0
+    assert EchoCanceller(16_000, delay_ms=120.0, align_from_ms=0).applied_delay_ms == 112.0
+    assert EchoCanceller(16_000, delay_ms=400.0).applied_delay_ms == 392.0
+    # A threshold beyond the search range could never engage: it always realigns then.
+    assert EchoCanceller(16_000, delay_ms=100.0, max_delay_ms=200,
+                         align_from_ms=300).applied_delay_ms == 92.0

@@ -95,10 +95,10 @@ anunzi::DelayEstimatorConfig make_config(int sample_rate, double max_delay_ms,
 class PyReferenceAligner {
  public:
   PyReferenceAligner(int sample_rate, double max_delay_ms, double initial_delay_ms,
-                     double margin_ms) {
+                     double margin_ms, double engage_ms) {
     const auto config = make_config(sample_rate, max_delay_ms, initial_delay_ms);
     try {
-      core_ = std::make_unique<anunzi::ReferenceAligner>(config, margin_ms);
+      core_ = std::make_unique<anunzi::ReferenceAligner>(config, margin_ms, engage_ms);
     } catch (const std::invalid_argument& e) {
       throw py::value_error(e.what());
     }
@@ -345,9 +345,9 @@ PYBIND11_MODULE(_echo, m) {
   py::class_<PyReferenceAligner>(m, "ReferenceAligner",
                                  "GCC-PHAT delay estimation and the reference delay line.\n"
                                  "One thread at a time (a second one gets RuntimeError).")
-      .def(py::init<int, double, double, double>(), py::arg("sample_rate"), py::kw_only(),
-           py::arg("max_delay_ms") = 500.0, py::arg("initial_delay_ms") = 0.0,
-           py::arg("margin_ms") = 8.0)
+      .def(py::init<int, double, double, double, double>(), py::arg("sample_rate"),
+           py::kw_only(), py::arg("max_delay_ms") = 500.0, py::arg("initial_delay_ms") = 0.0,
+           py::arg("margin_ms") = 8.0, py::arg("engage_ms") = 0.0)
       .def("process", &PyReferenceAligner::process, py::arg("reference"), py::arg("capture"),
            py::arg("out") = py::none(),
            "Feed both signals (float32, equal length); return the reference delayed by the\n"
@@ -355,6 +355,12 @@ PYBIND11_MODULE(_echo, m) {
       .def("reset", &PyReferenceAligner::reset, "Forget the estimate and the history.")
       .def_property_readonly("delay_ms", [](const PyReferenceAligner& a) {
         return a.read([](const anunzi::ReferenceAligner& c) { return c.estimator().delay_ms(); });
+      })
+      .def_property_readonly("engaged", [](const PyReferenceAligner& a) {
+        return a.read([](const anunzi::ReferenceAligner& c) { return c.engaged(); });
+      })
+      .def_property_readonly("engage_ms", [](const PyReferenceAligner& a) {
+        return a.read([](const anunzi::ReferenceAligner& c) { return c.engage_ms(); });
       })
       .def_property_readonly("has_estimate", [](const PyReferenceAligner& a) {
         return a.read(

@@ -297,10 +297,14 @@ void DelayEstimator::consider(double candidate_ms, double confidence) {
   }
 }
 
-ReferenceAligner::ReferenceAligner(const DelayEstimatorConfig& config, double margin_ms)
-    : estimator_(config), margin_ms_(margin_ms) {
+ReferenceAligner::ReferenceAligner(const DelayEstimatorConfig& config, double margin_ms,
+                                   double engage_ms)
+    : estimator_(config), margin_ms_(margin_ms), engage_ms_(engage_ms) {
   if (!std::isfinite(margin_ms) || margin_ms < 0.0 || margin_ms > config.max_delay_ms) {
     throw std::invalid_argument("margin_ms must be between 0 and max_delay_ms");
+  }
+  if (!std::isfinite(engage_ms) || engage_ms < 0.0 || engage_ms > config.max_delay_ms) {
+    throw std::invalid_argument("engage_ms must be between 0 and max_delay_ms");
   }
   const auto max_samples = static_cast<std::size_t>(
       std::ceil(config.max_delay_ms * config.sample_rate / 1000.0));
@@ -308,8 +312,15 @@ ReferenceAligner::ReferenceAligner(const DelayEstimatorConfig& config, double ma
   applied_ = target_delay();
 }
 
-std::size_t ReferenceAligner::target_delay() const {
-  const double ms = std::max(0.0, estimator_.delay_ms() - margin_ms_);
+std::size_t ReferenceAligner::target_delay() {
+  const double estimate = estimator_.delay_ms();
+  if (!engaged_ && estimate >= engage_ms_) {
+    engaged_ = true;
+  } else if (engaged_ && estimate < 0.75 * engage_ms_) {
+    engaged_ = false;
+  }
+  if (!engaged_) return 0;
+  const double ms = std::max(0.0, estimate - margin_ms_);
   const auto samples = static_cast<std::size_t>(
       std::lround(ms * estimator_.config().sample_rate / 1000.0));
   return std::min(samples, history_.size() - 1);
@@ -335,6 +346,7 @@ void ReferenceAligner::reset() {
   estimator_.reset();
   std::fill(history_.begin(), history_.end(), 0.0f);
   write_ = 0;
+  engaged_ = false;
   applied_ = target_delay();
 }
 

@@ -358,6 +358,36 @@ void test_tap_two_threads() {
 
 }  // namespace
 
+// Below engage_ms the reference is left alone; from it the alignment applies; it is dropped
+// again only below three quarters of engage_ms.
+void test_aligner_engages_from_a_threshold() {
+  const int rate = 16000;
+  DelayEstimatorConfig config;
+  config.sample_rate = rate;
+  config.initial_delay_ms = 100.0;
+  ReferenceAligner short_delay(config, 5.0, 150.0);
+  CHECK(!short_delay.engaged() && short_delay.applied_delay_samples() == 0);
+  config.initial_delay_ms = 150.0;
+  ReferenceAligner at_threshold(config, 5.0, 150.0);
+  CHECK(at_threshold.engaged() && at_threshold.applied_delay_samples() == 145 * 16);
+  // The signals then say 100 ms, below three quarters of 150: the alignment is dropped.
+  const auto far = speech_like(4 * rate, rate, 43);
+  const auto mic = room(far, 1600, rate, 19);
+  std::vector<float> aligned(far.size());
+  for (std::size_t i = 0; i < far.size(); i += 160) {
+    at_threshold.process(far.data() + i, mic.data() + i, aligned.data() + i, 160);
+  }
+  CHECK(at_threshold.estimator().has_estimate());
+  CHECK(!at_threshold.engaged() && at_threshold.applied_delay_samples() == 0);  // 100 < 112.5
+  bool threw = false;
+  try {
+    ReferenceAligner wrong(config, 5.0, -1.0);
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
 int main() {
   test_fft_matches_direct_dft();
   test_finds_bulk_delays(16000);
@@ -367,6 +397,7 @@ int main() {
   test_tracks_a_change_with_hysteresis();
   test_double_talk();
   test_aligner_delays_the_reference_exactly();
+  test_aligner_engages_from_a_threshold();
   test_tap_keeps_blocks_whole();
   test_playout_monitor_events();
   test_device_callbacks();

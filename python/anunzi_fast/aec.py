@@ -61,6 +61,9 @@ AEC3_LATENCY_SAMPLES: Final = {16000: 128, 32000: 260, 48000: 431}
 # arrives before its reference, and its own alignment covers a few milliseconds either way.
 MARGIN_MS: Final = 8.0
 DEFAULT_MAX_DELAY_MS: Final = 500.0
+# Below this bulk delay AEC3's own delay search does better than our realignment, which
+# restarts it (measured: benchmarks/bench_aec.py, README); at and above it, ours takes over.
+DEFAULT_ALIGN_FROM_MS: Final = 300.0
 # An alignment change larger than this restarts AEC3 (see _process_locked).
 RESET_AFTER_JUMP_MS: Final = 4.0
 
@@ -108,6 +111,10 @@ class EchoCanceller:
             give an estimate; ``None`` starts from 0. It is a starting point, not a promise:
             the estimate replaces it after about a second of far-end speech.
         max_delay_ms: The longest bulk delay searched (up to 2000 ms).
+        align_from_ms: The reference is realigned only once the bulk delay reaches this
+            (and until it falls below three quarters of it): shorter delays are left to
+            AEC3's own delay search, which handles them better than a restart on a new
+            alignment does. 0 always realigns.
 
     When the estimate moves the alignment by more than 4 ms (the first estimate, a device
     change), AEC3 restarts: it converges on the new alignment within about a second, where
@@ -124,17 +131,21 @@ class EchoCanceller:
     """
 
     def __init__(self, sample_rate: int, *, delay_ms: float | None = None,
-                 max_delay_ms: float = DEFAULT_MAX_DELAY_MS) -> None:
+                 max_delay_ms: float = DEFAULT_MAX_DELAY_MS,
+                 align_from_ms: float = DEFAULT_ALIGN_FROM_MS) -> None:
         rate = _check_rate(sample_rate)
         max_delay = _check_delay("max_delay_ms", max_delay_ms, 2000.0)
         if max_delay <= MARGIN_MS:
             raise InvalidArgumentError(f"max_delay_ms must be above {MARGIN_MS:g}")
         hint = 0.0 if delay_ms is None else _check_delay("delay_ms", delay_ms, max_delay)
+        # Beyond the search range it could never engage: then it always realigns.
+        align_from = _check_delay("align_from_ms", align_from_ms, 2000.0)
+        align_from = align_from if align_from <= max_delay else 0.0
         self._aec3 = _load_aec3(rate)
         self.sample_rate = rate
         self.frame = round(rate * FRAME_MS / 1000)
         self._aligner = ReferenceAligner(rate, max_delay_ms=max_delay, initial_delay_ms=hint,
-                                         margin_ms=MARGIN_MS)
+                                         margin_ms=MARGIN_MS, engage_ms=align_from)
         self._lock = threading.Lock()
         self.resets = 0
         self._restart()
@@ -180,7 +191,8 @@ class EchoCanceller:
 
     @property
     def applied_delay_ms(self) -> float:
-        """How much the reference is delayed now (the estimate less a safety margin)."""
+        """How much the reference is delayed now: the estimate less a safety margin once it
+        reaches ``align_from_ms``, else 0 (AEC3 aligns by itself)."""
         return self._applied_ms
 
     def _check(self, capture: npt.ArrayLike, reference: npt.ArrayLike

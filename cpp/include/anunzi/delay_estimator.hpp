@@ -118,11 +118,16 @@ class DelayEstimator {
 // The reference delayed by the estimated delay (less a safety margin, so that the reference
 // still leads the echo slightly, as an echo canceller needs), with the estimator fed from the
 // same calls. The delay applied changes only when the estimator's published delay does.
+//
+// engage_ms: the alignment is applied only once the estimate reaches it, and dropped again
+// when the estimate falls below three quarters of it (hysteresis): below it, the echo
+// canceller's own delay search does better than a realignment that restarts it. 0 (the
+// default) always applies it.
 class ReferenceAligner {
  public:
   // margin_ms: how much earlier than the estimate the reference is left (an echo canceller
   // cannot cancel echo that comes before its reference).
-  ReferenceAligner(const DelayEstimatorConfig& config, double margin_ms);
+  ReferenceAligner(const DelayEstimatorConfig& config, double margin_ms, double engage_ms = 0.0);
 
   // aligned[i] = reference[i - applied delay] (zeros before the start). n samples each;
   // `aligned` must not overlap the inputs.
@@ -130,15 +135,19 @@ class ReferenceAligner {
 
   std::size_t applied_delay_samples() const noexcept { return applied_; }
   double margin_ms() const noexcept { return margin_ms_; }
+  double engage_ms() const noexcept { return engage_ms_; }
+  bool engaged() const noexcept { return engaged_; }
   DelayEstimator& estimator() noexcept { return estimator_; }
   const DelayEstimator& estimator() const noexcept { return estimator_; }
   void reset();
 
  private:
-  std::size_t target_delay() const;
+  std::size_t target_delay();
 
   DelayEstimator estimator_;
   double margin_ms_;
+  double engage_ms_;
+  bool engaged_ = false;
   std::vector<float> history_;  // ring of the last history_.size() reference samples
   std::size_t write_ = 0;       // next slot
   std::size_t applied_ = 0;
