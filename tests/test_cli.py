@@ -29,7 +29,6 @@ from anunzi_fast.errors import (
     SessionClosedError,
 )
 from anunzi_fast.wav import read_wav, write_wav
-from tests._compat import timeout
 
 
 class EmulatorThread:
@@ -337,7 +336,7 @@ def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
         return connect(server.emulator.issue_session_url(), **extra)  # type: ignore[arg-type]
 
     async def scenario() -> object:
-        async with timeout(20):
+        async with asyncio.timeout(20):
             return await run_call(
                 open_call,  # type: ignore[arg-type]
                 CallOptions(input="mic", output="speaker", idle_timeout=0.5, max_duration=10),

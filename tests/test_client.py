@@ -23,7 +23,6 @@ from anunzi_fast.errors import (
     SessionTokenRejectedError,
 )
 from anunzi_fast.protocol import AgentAudio, AgentReady, MalformedMessage, ServerMessage
-from tests._compat import timeout
 
 TEST_TIMEOUT = 15.0
 FAST_RETRY = RetryPolicy(initial_backoff=0.001, max_backoff=0.01, deadline=5)
@@ -73,7 +72,7 @@ async def finished(record: SessionRecord) -> SessionRecord:
 
 
 async def test_nothing_lost_either_way(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         rng = np.random.default_rng(3)
         speech = browser_float_to_int16(np.concatenate(
             (speech_48k(0.4), np.zeros(48_000, np.float32), speech_48k(0.3, 600),
@@ -108,7 +107,7 @@ async def test_nothing_lost_either_way(emulator: Emulator) -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 async def test_float_input_is_converted_like_the_browser(emulator: Emulator, dtype: type) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         samples = np.concatenate((np.linspace(-1.5, 1.5, 9_001), [np.nan, -0.0, 1e-9, -1e-9]))
         samples = samples.astype(dtype)
         async with open_call(emulator) as call:
@@ -118,7 +117,7 @@ async def test_float_input_is_converted_like_the_browser(emulator: Emulator, dty
 
 
 async def test_stereo_is_downmixed(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         left = np.full(960, 0.5, np.float32)
         stereo_float = np.stack((left, np.zeros(960, np.float32)), axis=1)
         stereo_int = np.stack((np.full(960, 1000, np.int16), np.full(960, 2001, np.int16)), axis=1)
@@ -149,7 +148,7 @@ async def test_stereo_is_downmixed(emulator: Emulator) -> None:
 async def test_bad_audio_is_rejected_before_sending(
     emulator: Emulator, samples: object, rate: object
 ) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator) as call:
             with pytest.raises(InvalidArgumentError):
                 await call.send_audio(samples, rate)  # type: ignore[arg-type]
@@ -158,7 +157,7 @@ async def test_bad_audio_is_rejected_before_sending(
 
 
 async def test_explicit_client_ready_is_sent_once(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator) as call:
             await call.send_client_ready()
             await call.send_client_ready()
@@ -170,7 +169,7 @@ async def test_explicit_client_ready_is_sent_once(emulator: Emulator) -> None:
 
 
 async def test_metrics_and_turn_latency() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
         async with open_call(emulator) as call:
             await call.send_client_ready()
             await collect_audio(call, GREETING_SAMPLES)  # the user listens, then speaks
@@ -194,7 +193,7 @@ async def test_metrics_and_turn_latency() -> None:
 
 
 async def test_odd_frames_keep_sample_alignment(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.ODD_FRAMES) as call:
             await call.send_client_ready()
             received, _ = await collect_audio(call, GREETING_SAMPLES)
@@ -202,7 +201,7 @@ async def test_odd_frames_keep_sample_alignment(emulator: Emulator) -> None:
 
 
 async def test_unknown_and_malformed_events_are_passed_on(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.EXTRA_EVENTS) as call:
             await call.send_client_ready()
             kinds: list[type] = []
@@ -215,7 +214,7 @@ async def test_unknown_and_malformed_events_are_passed_on(emulator: Emulator) ->
 
 
 async def test_slow_agent_ready_is_measured(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.SLOW_READY) as call:
             async for event in call:
                 if isinstance(event, AgentReady):
@@ -231,7 +230,7 @@ async def test_slow_agent_ready_is_measured(emulator: Emulator) -> None:
 async def test_abnormal_closes_raise_clear_errors(
     emulator: Emulator, fault: Fault, error_class: type[Exception], code: int
 ) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, fault) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, fault) as call:
         await call.send_client_ready()
         with pytest.raises(error_class, match=str(code)):
             async for _ in call:
@@ -244,7 +243,7 @@ async def test_abnormal_closes_raise_clear_errors(
 
 
 async def test_reconnect_fetches_new_sessions_until_the_limit(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.ABRUPT_CLOSE, reconnect=True,
                              max_reconnects=2) as call:
             await call.send_client_ready()
@@ -262,7 +261,7 @@ async def test_reconnect_fetches_new_sessions_until_the_limit(emulator: Emulator
 
 
 async def test_server_shutdown_ends_iteration_cleanly(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator) as call:
         async for event in call:
             if isinstance(event, AgentReady):
                 break
@@ -276,7 +275,7 @@ async def test_server_shutdown_ends_iteration_cleanly(emulator: Emulator) -> Non
 
 
 async def test_sending_after_close_is_a_clear_error(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         call = open_call(emulator)
         with pytest.raises(SessionClosedError, match="not open"):
             await call.send_audio(np.zeros(10, np.int16), 48_000)
@@ -290,7 +289,7 @@ async def test_sending_after_close_is_a_clear_error(emulator: Emulator) -> None:
 
 
 async def test_session_urls_are_single_use(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         url = emulator.issue_session_url()
         async with connect(url):
             pass
@@ -304,7 +303,7 @@ async def test_unreachable_service_is_a_network_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         with pytest.raises(NetworkError):
             async with connect(f"ws://127.0.0.1:{port}/websocket/start?token=abcdef123456"):
                 pass
@@ -328,7 +327,7 @@ async def test_no_secret_in_logs_reprs_or_errors(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         url = emulator.issue_session_url()
         token = url.split("token=")[1]
         async with connect(url, ping_interval=0.05) as call:
@@ -348,7 +347,7 @@ async def test_no_secret_in_logs_reprs_or_errors(
 
 async def test_no_jitter_buffer_and_no_event_queue(emulator: Emulator) -> None:
     async with (
-        timeout(TEST_TIMEOUT),
+        asyncio.timeout(TEST_TIMEOUT),
         open_call(emulator, playback_rate=None, queue_events=False) as call,
     ):
         assert call.jitter_buffer is None
@@ -367,7 +366,7 @@ async def test_other_rates_are_resampled_across_calls(
 ) -> None:
     from anunzi_fast.resampler import resample
 
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         t = np.arange(rate) / rate
         signal = 0.5 * np.sin(2 * np.pi * 440 * t)
         samples = (signal * 32767).astype(np.int16) if dtype is np.int16 else signal.astype(dtype)
@@ -384,7 +383,7 @@ async def test_other_rates_are_resampled_across_calls(
 
 
 async def test_rate_switch_needs_a_flush(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator) as call:
             await call.send_audio(np.zeros(160, np.float32), 16_000)
             with pytest.raises(InvalidArgumentError, match="flush_audio"):
@@ -397,7 +396,7 @@ async def test_rate_switch_needs_a_flush(emulator: Emulator) -> None:
 
 
 async def test_jitter_buffer_at_a_device_rate(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, playback_rate=48_000) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, playback_rate=48_000) as call:
         await call.send_client_ready()
         await collect_audio(call, GREETING_SAMPLES)
         jitter = call.jitter_buffer
@@ -430,7 +429,7 @@ async def test_wss_sessions_share_one_tls_context(monkeypatch: pytest.MonkeyPatc
 async def test_reconnect_stops_on_a_credentials_error(emulator: Emulator) -> None:
     from anunzi_fast.errors import AuthenticationError
 
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.CLOSE_1011, reconnect=True) as call:
             emulator.api_keys = ("rotated-key-1",)  # the key is revoked mid-call
             await call.send_client_ready()
@@ -452,7 +451,7 @@ async def test_handshake_statuses_map_to_peer_errors(emulator: Emulator) -> None
     async def never(connection: ServerConnection) -> None:
         raise AssertionError("no handshake should complete")
 
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         with pytest.raises(RemoteProtocolError, match="404"):
             async with connect(f"ws://127.0.0.1:{emulator.port}/elsewhere?token=abcdef123"):
                 pass
@@ -465,7 +464,7 @@ async def test_handshake_statuses_map_to_peer_errors(emulator: Emulator) -> None
 
 
 async def test_empty_and_long_inputs(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         long_input = np.arange(3 * 8192 + 5, dtype=np.int16)
         async with open_call(emulator) as call:
             assert await call.send_audio(np.zeros(0, np.float32), 48_000) == 0
@@ -479,7 +478,7 @@ async def test_empty_and_long_inputs(emulator: Emulator) -> None:
 async def test_close_during_reconnection_leaks_no_connection(
     emulator: Emulator, moment: str
 ) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         # A long backoff outlasts close()'s patience with the reader: it must end it anyway.
         backoff = 20.0 if moment == "long backoff" else 0.4
         retry = RetryPolicy(initial_backoff=backoff, max_backoff=backoff, deadline=30)
@@ -512,7 +511,7 @@ async def test_out_of_range_ports_are_errors_of_the_tree(monkeypatch: pytest.Mon
     from anunzi_fast.errors import RemoteProtocolError
 
     bad_url = "ws://127.0.0.1:99999/websocket/start?token=abcdef123456"
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         with pytest.raises(InvalidArgumentError) as info:  # the caller's URL
             await connect(bad_url).open()
         assert "abcdef123456" not in str(info.value)
@@ -526,7 +525,7 @@ async def test_out_of_range_ports_are_errors_of_the_tree(monkeypatch: pytest.Mon
 
 
 async def test_a_frame_resent_after_reconnection_follows_client_ready(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         retry = RetryPolicy(initial_backoff=0.2, max_backoff=0.2, deadline=5)
         frame = np.full(960, 1234, np.int16)
         async with connect(assistant_id=Fault.ABRUPT_CLOSE, api_key=DEFAULT_API_KEY,
@@ -554,7 +553,7 @@ async def test_connections_the_client_fails_are_protocol_errors(code: int, match
             connection.transport.write(bytes([0x8F, 0x00]))  # reserved opcode 0xF
         await connection.wait_closed()
 
-    async with timeout(TEST_TIMEOUT), serve(misbehave, "127.0.0.1", 0) as server:
+    async with asyncio.timeout(TEST_TIMEOUT), serve(misbehave, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}/websocket/start?token=abcdef123",
                            max_size=1_000) as call:
@@ -565,10 +564,10 @@ async def test_connections_the_client_fails_are_protocol_errors(code: int, match
 
 
 async def test_an_unread_event_queue_never_stalls_the_session(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, event_queue_size=4) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, event_queue_size=4) as call:
         await call.send_client_ready()
         # Nobody iterates: audio must still reach the jitter buffer and the metrics.
-        async with timeout(5):
+        async with asyncio.timeout(5):
             while call.metrics.samples_received < GREETING_SAMPLES:
                 await asyncio.sleep(0.01)
         jitter = call.jitter_buffer
@@ -580,7 +579,7 @@ async def test_an_unread_event_queue_never_stalls_the_session(emulator: Emulator
 
 
 async def test_open_after_a_failed_open_is_a_caller_error(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         url = emulator.issue_session_url()
         async with connect(url):
             pass

@@ -13,7 +13,6 @@ import pytest
 from anunzi_fast._native import JitterBuffer
 from anunzi_fast.devices import Microphone, Speaker, load_sounddevice
 from anunzi_fast.errors import AudioDeviceError, CallerError, InvalidArgumentError
-from tests._compat import timeout
 
 
 class FakeStream:
@@ -46,7 +45,7 @@ class Factory:
 
 async def test_microphone_delivers_blocks_from_the_device_thread() -> None:
     factory = Factory()
-    async with timeout(5), Microphone(stream_factory=factory) as mic:
+    async with asyncio.timeout(5), Microphone(stream_factory=factory) as mic:
         (stream,) = factory.streams
         assert stream.started
         assert stream.options["samplerate"] == 48_000 and stream.options["blocksize"] == 960
@@ -69,7 +68,7 @@ async def test_microphone_delivers_blocks_from_the_device_thread() -> None:
 
 async def test_microphone_drops_oldest_when_the_loop_lags() -> None:
     factory = Factory()
-    async with timeout(5), Microphone(stream_factory=factory, max_blocks=2) as mic:
+    async with asyncio.timeout(5), Microphone(stream_factory=factory, max_blocks=2) as mic:
         stream = factory.streams[0]
         for i in range(5):
             stream.callback(np.full((960, 1), i, np.float32), 960, None, "input overflow")
