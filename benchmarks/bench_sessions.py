@@ -47,11 +47,6 @@ import numpy.typing as npt
 from websockets.asyncio.client import connect as ws_connect
 
 from anunzi_fast._native import pcm16_to_float
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout
-else:  # the package supports 3.10
-    from async_timeout import timeout
 from anunzi_fast.auth import RetryPolicy, request_session_url
 from anunzi_fast.client import connect
 from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator
@@ -268,7 +263,7 @@ async def run_trial(implementation: str, sessions: int, seconds: float,
 
 
 async def test_both_clients_sustain_a_few_realtime_sessions() -> None:
-    async with timeout(30), Emulator(pace="realtime", record_audio=False) as emulator:
+    async with asyncio.timeout(30), Emulator(pace="realtime", record_audio=False) as emulator:
         for implementation in IMPLEMENTATIONS:
             figures = await run_trial(implementation, 4, 2.0, emulator.base_url)
             assert figures["errors"] == 0, figures

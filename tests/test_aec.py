@@ -36,7 +36,6 @@ from anunzi_fast.errors import AudioDeviceError, CallerError, InvalidArgumentErr
 from anunzi_fast.events import AgentStartedSpeaking
 from anunzi_fast.metrics import TurnClock
 from anunzi_fast.options import CallOptions
-from tests._compat import timeout
 
 needs_aec = pytest.mark.skipif(not aec_available(),
                                reason="needs pywebrtc-audio (the 'aec' extra; CI installs it)")
@@ -363,10 +362,10 @@ async def test_microphone_with_an_echo_path_runs_the_c_callback(
 
     fake.InputStream = InputStream  # type: ignore[attr-defined]
     monkeypatch.setitem(__import__("sys").modules, "sounddevice", fake)
-    async with timeout(5), Microphone() as mic:
+    async with asyncio.timeout(5), Microphone() as mic:
         assert not mic.native_callback and len(python_streams) == 1 and fake.opened == []
     path = EchoPath(48_000)
-    async with timeout(5), Microphone(echo=path) as mic:
+    async with asyncio.timeout(5), Microphone(echo=path) as mic:
         assert mic.native_callback
         (options,) = fake.opened
         assert options["kind"] == "input"
@@ -652,7 +651,7 @@ def test_live_call_through_a_room_the_agent_hears_itself_25_db_less() -> None:
                 return connect(server.emulator.issue_session_url(), **extra)
 
             async def scenario() -> Any:
-                async with timeout(60):
+                async with asyncio.timeout(60):
                     return await run_call(
                         open_call,
                         # Ends once the agent has been quiet for 2.5 s (10 s of room time).

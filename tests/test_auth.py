@@ -43,7 +43,6 @@ from anunzi_fast.errors import (
     RemoteProtocolError,
     ServerError,
 )
-from tests._compat import timeout
 
 API_KEY = "sk-live-9f8e7d6c5b4a"
 TOKEN = "tok-0123456789abcdef"
@@ -304,7 +303,7 @@ def dripping_server() -> Iterator[DrippingServer]:
 
 async def test_the_deadline_bounds_a_dripping_body(dripping_server: DrippingServer) -> None:
     # Without a bound on the whole attempt, the body would take 7 s to arrive in full.
-    async with timeout(4.0):
+    async with asyncio.timeout(4.0):
         with pytest.raises(NetworkError, match="timed out"):
             await request_session_url("asst-1", API_KEY,
                                       base_url=f"http://127.0.0.1:{dripping_server.port}",

@@ -30,7 +30,6 @@ from anunzi_fast.errors import (
     exit_code_for,
 )
 from anunzi_fast.wav import read_wav, write_wav
-from tests._compat import timeout
 from tests.conftest import browser_pcm16, tone
 
 
@@ -222,12 +221,17 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
 
 
 def test_unreadable_input_and_missing_devices_exit_2(
-    server: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: EmulatorThread,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert main([*server.call_args(), "--input", str(tmp_path / "missing.wav")]) == 2
     (tmp_path / "junk.wav").write_bytes(b"junk")
     assert main([*server.call_args(), "--input", str(tmp_path / "junk.wav")]) == 2
-    # This machine has no sounddevice: a clear message, not a traceback.
+    # Without sounddevice (None in sys.modules makes its import fail, whether or not the devices
+    # extra is installed): a clear message, not a traceback.
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
     assert main([*server.call_args(), "--input", "mic", *FAST]) == 2
     assert "pip install sounddevice" in capsys.readouterr().err
 
@@ -338,7 +342,7 @@ def test_microphone_and_speaker_call(server: EmulatorThread) -> None:
         return connect(server.emulator.issue_session_url(), **extra)  # type: ignore[arg-type]
 
     async def scenario() -> object:
-        async with timeout(20):
+        async with asyncio.timeout(20):
             return await run_call(
                 open_call,  # type: ignore[arg-type]
                 # Without echo cancellation: what was captured is exactly what is sent.

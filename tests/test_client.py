@@ -29,7 +29,6 @@ from anunzi_fast.errors import (
     SessionTokenRejectedError,
 )
 from anunzi_fast.protocol import AgentAudio, AgentReady, MalformedMessage, ServerMessage
-from tests._compat import timeout
 from tests.conftest import browser_pcm16, tone
 
 TEST_TIMEOUT = 15.0
@@ -73,7 +72,7 @@ async def finished(record: SessionRecord) -> SessionRecord:
 
 
 async def test_nothing_lost_either_way(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         rng = np.random.default_rng(3)
         speech = browser_pcm16(np.concatenate(
             (speech_48k(0.4), np.zeros(48_000, np.float32), speech_48k(0.3, 600),
@@ -108,7 +107,7 @@ async def test_nothing_lost_either_way(emulator: Emulator) -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 async def test_float_input_is_converted_like_the_browser(emulator: Emulator, dtype: type) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         samples = np.concatenate((np.linspace(-1.5, 1.5, 9_001), [np.nan, -0.0, 1e-9, -1e-9]))
         samples = samples.astype(dtype)
         async with open_call(emulator) as call:
@@ -118,7 +117,7 @@ async def test_float_input_is_converted_like_the_browser(emulator: Emulator, dty
 
 
 async def test_stereo_is_downmixed(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         left = np.full(960, 0.5, np.float32)
         stereo_float = np.stack((left, np.zeros(960, np.float32)), axis=1)
         stereo_int = np.stack((np.full(960, 1000, np.int16), np.full(960, 2001, np.int16)), axis=1)
@@ -149,7 +148,7 @@ async def test_stereo_is_downmixed(emulator: Emulator) -> None:
 async def test_bad_audio_is_rejected_before_sending(
     emulator: Emulator, samples: object, rate: object
 ) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator) as call:
             with pytest.raises(InvalidArgumentError):
                 await call.send_audio(samples, rate)  # type: ignore[arg-type]
@@ -158,7 +157,7 @@ async def test_bad_audio_is_rejected_before_sending(
 
 
 async def test_explicit_client_ready_is_sent_once(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator) as call:
             await call.send_client_ready()
             await call.send_client_ready()
@@ -170,7 +169,7 @@ async def test_explicit_client_ready_is_sent_once(emulator: Emulator) -> None:
 
 
 async def test_metrics_and_turn_latency() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
         async with open_call(emulator) as call:
             await call.send_client_ready()
             await collect_audio(call, GREETING_SAMPLES)  # the user listens, then speaks
@@ -195,7 +194,7 @@ async def test_metrics_and_turn_latency() -> None:
 
 @pytest.mark.parametrize("fault", [Fault.ODD_FRAMES, Fault.RAGGED_FRAMES])
 async def test_odd_frames_keep_sample_alignment(emulator: Emulator, fault: Fault) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, fault) as call:
             await call.send_client_ready()
             received, _ = await collect_audio(call, GREETING_SAMPLES)
@@ -203,7 +202,7 @@ async def test_odd_frames_keep_sample_alignment(emulator: Emulator, fault: Fault
 
 
 async def test_unknown_and_malformed_events_are_passed_on(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.EXTRA_EVENTS) as call:
             await call.send_client_ready()
             kinds: list[type] = []
@@ -216,7 +215,7 @@ async def test_unknown_and_malformed_events_are_passed_on(emulator: Emulator) ->
 
 
 async def test_slow_agent_ready_is_measured(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.SLOW_READY) as call:
             async for event in call:
                 if isinstance(event, AgentReady):
@@ -232,7 +231,7 @@ async def test_slow_agent_ready_is_measured(emulator: Emulator) -> None:
 async def test_abnormal_closes_raise_clear_errors(
     emulator: Emulator, fault: Fault, error_class: type[Exception], code: int
 ) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, fault) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, fault) as call:
         await call.send_client_ready()
         with pytest.raises(error_class, match=str(code)):
             async for _ in call:
@@ -245,7 +244,7 @@ async def test_abnormal_closes_raise_clear_errors(
 
 
 async def test_reconnect_fetches_new_sessions_until_the_limit(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.ABRUPT_CLOSE, reconnect=True,
                              max_reconnects=2) as call:
             await call.send_client_ready()
@@ -263,7 +262,7 @@ async def test_reconnect_fetches_new_sessions_until_the_limit(emulator: Emulator
 
 
 async def test_server_shutdown_ends_iteration_cleanly(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator) as call:
         async for event in call:
             if isinstance(event, AgentReady):
                 break
@@ -277,7 +276,7 @@ async def test_server_shutdown_ends_iteration_cleanly(emulator: Emulator) -> Non
 
 
 async def test_sending_after_close_is_a_clear_error(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         call = open_call(emulator)
         with pytest.raises(SessionClosedError, match="not open"):
             await call.send_audio(np.zeros(10, np.int16), 48_000)
@@ -291,7 +290,7 @@ async def test_sending_after_close_is_a_clear_error(emulator: Emulator) -> None:
 
 
 async def test_session_urls_are_single_use(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         url = emulator.issue_session_url()
         async with connect(url):
             pass
@@ -305,7 +304,7 @@ async def test_unreachable_service_is_a_network_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         with pytest.raises(NetworkError):
             async with connect(f"ws://127.0.0.1:{port}/websocket/start?token=abcdef123456"):
                 pass
@@ -329,7 +328,7 @@ async def test_no_secret_in_logs_reprs_or_errors(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         url = emulator.issue_session_url()
         token = url.split("token=")[1]
         async with connect(url, ping_interval=0.05) as call:
@@ -341,7 +340,8 @@ async def test_no_secret_in_logs_reprs_or_errors(
                 pass
         with pytest.raises(SessionClosedError) as closed:
             await call.send_audio(np.zeros(1, np.int16), 48_000)
-    assert "sent keepalive ping" in caplog.text
+    # websockets logged "% sending keepalive ping" up to 14.x, "% sent keepalive ping" from 15.0.
+    assert "sent keepalive ping" in caplog.text or "sending keepalive ping" in caplog.text
     assert "GET /websocket/start?token=<redacted>" in caplog.text
     for output in (caplog.text, text, str(info.value), repr(info.value), str(closed.value)):
         assert token not in output and DEFAULT_API_KEY not in output
@@ -349,7 +349,7 @@ async def test_no_secret_in_logs_reprs_or_errors(
 
 async def test_no_jitter_buffer_and_no_event_queue(emulator: Emulator) -> None:
     async with (
-        timeout(TEST_TIMEOUT),
+        asyncio.timeout(TEST_TIMEOUT),
         open_call(emulator, playback_rate=None, queue_events=False) as call,
     ):
         assert call.jitter_buffer is None
@@ -368,7 +368,7 @@ async def test_other_rates_are_resampled_across_calls(
 ) -> None:
     from anunzi_fast.resampler import resample
 
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         t = np.arange(rate) / rate
         signal = 0.5 * np.sin(2 * np.pi * 440 * t)
         samples = (signal * 32767).astype(np.int16) if dtype is np.int16 else signal.astype(dtype)
@@ -385,7 +385,7 @@ async def test_other_rates_are_resampled_across_calls(
 
 
 async def test_rate_switch_needs_a_flush(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator) as call:
             await call.send_audio(np.zeros(160, np.float32), 16_000)
             with pytest.raises(InvalidArgumentError, match="flush_audio"):
@@ -398,7 +398,7 @@ async def test_rate_switch_needs_a_flush(emulator: Emulator) -> None:
 
 
 async def test_jitter_buffer_at_a_device_rate(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, playback_rate=48_000) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, playback_rate=48_000) as call:
         await call.send_client_ready()
         await collect_audio(call, GREETING_SAMPLES)
         jitter = call.jitter_buffer
@@ -431,7 +431,7 @@ async def test_wss_sessions_share_one_tls_context(monkeypatch: pytest.MonkeyPatc
 async def test_reconnect_stops_on_a_credentials_error(emulator: Emulator) -> None:
     from anunzi_fast.errors import AuthenticationError
 
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         async with open_call(emulator, Fault.CLOSE_1011, reconnect=True) as call:
             emulator.api_keys = ("rotated-key-1",)  # the key is revoked mid-call
             await call.send_client_ready()
@@ -453,7 +453,7 @@ async def test_handshake_statuses_map_to_peer_errors(emulator: Emulator) -> None
     async def never(connection: ServerConnection) -> None:
         raise AssertionError("no handshake should complete")
 
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         with pytest.raises(RemoteProtocolError, match="404"):
             async with connect(f"ws://127.0.0.1:{emulator.port}/elsewhere?token=abcdef123"):
                 pass
@@ -466,7 +466,7 @@ async def test_handshake_statuses_map_to_peer_errors(emulator: Emulator) -> None
 
 
 async def test_empty_and_long_inputs(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         long_input = np.arange(3 * 8192 + 5, dtype=np.int16)
         async with open_call(emulator) as call:
             assert await call.send_audio(np.zeros(0, np.float32), 48_000) == 0
@@ -480,7 +480,7 @@ async def test_empty_and_long_inputs(emulator: Emulator) -> None:
 async def test_close_during_reconnection_leaks_no_connection(
     emulator: Emulator, moment: str
 ) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         # A long backoff outlasts close()'s patience with the reader: it must end it anyway.
         backoff = 20.0 if moment == "long backoff" else 0.4
         retry = RetryPolicy(initial_backoff=backoff, max_backoff=backoff, deadline=30)
@@ -513,7 +513,7 @@ async def test_out_of_range_ports_are_errors_of_the_tree(monkeypatch: pytest.Mon
     from anunzi_fast.errors import RemoteProtocolError
 
     bad_url = "ws://127.0.0.1:99999/websocket/start?token=abcdef123456"
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         with pytest.raises(InvalidArgumentError) as info:  # the caller's URL
             await connect(bad_url).open()
         assert "abcdef123456" not in str(info.value)
@@ -527,7 +527,7 @@ async def test_out_of_range_ports_are_errors_of_the_tree(monkeypatch: pytest.Mon
 
 
 async def test_a_frame_resent_after_reconnection_follows_client_ready(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         retry = RetryPolicy(initial_backoff=0.2, max_backoff=0.2, deadline=5)
         frame = np.full(960, 1234, np.int16)
         async with connect(assistant_id=Fault.ABRUPT_CLOSE, api_key=DEFAULT_API_KEY,
@@ -555,7 +555,7 @@ async def test_connections_the_client_fails_are_protocol_errors(code: int, match
             connection.transport.write(bytes([0x8F, 0x00]))  # reserved opcode 0xF
         await connection.wait_closed()
 
-    async with timeout(TEST_TIMEOUT), serve(misbehave, "127.0.0.1", 0) as server:
+    async with asyncio.timeout(TEST_TIMEOUT), serve(misbehave, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}/websocket/start?token=abcdef123",
                            max_size=1_000) as call:
@@ -566,10 +566,10 @@ async def test_connections_the_client_fails_are_protocol_errors(code: int, match
 
 
 async def test_an_unread_event_queue_never_stalls_the_session(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, event_queue_size=4) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, event_queue_size=4) as call:
         await call.send_client_ready()
         # Nobody iterates: audio must still reach the jitter buffer and the metrics.
-        async with timeout(5):
+        async with asyncio.timeout(5):
             while call.metrics.samples_received < GREETING_SAMPLES:
                 await asyncio.sleep(0.01)
         jitter = call.jitter_buffer
@@ -581,7 +581,7 @@ async def test_an_unread_event_queue_never_stalls_the_session(emulator: Emulator
 
 
 async def test_open_after_a_failed_open_is_a_caller_error(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         url = emulator.issue_session_url()
         async with connect(url):
             pass
@@ -621,7 +621,7 @@ class StalledServer:
     async def __aexit__(self, *exc_info: object) -> None:
         self.server.close()
         with contextlib.suppress(Exception):
-            async with timeout(2):
+            async with asyncio.timeout(2):
                 await self.server.wait_closed()
 
 
@@ -629,7 +629,7 @@ BIG_BLOCK = np.zeros(480_000, np.int16)  # 10 s at 48 kHz: fills socket buffers 
 
 
 async def test_a_service_that_stops_reading_is_detected_by_the_send_deadline() -> None:
-    async with timeout(TEST_TIMEOUT), StalledServer() as url:
+    async with asyncio.timeout(TEST_TIMEOUT), StalledServer() as url:
         call = await connect(url, send_timeout=0.5, close_timeout=0.5, ping_interval=None)
         with pytest.raises(ConnectionLostError):
             while True:
@@ -641,7 +641,7 @@ async def test_a_service_that_stops_reading_is_detected_by_the_send_deadline() -
 
 
 async def test_close_returns_in_time_while_a_send_is_stuck() -> None:
-    async with timeout(TEST_TIMEOUT), StalledServer() as url:
+    async with asyncio.timeout(TEST_TIMEOUT), StalledServer() as url:
         call = await connect(url, send_timeout=None, close_timeout=0.5, ping_interval=None)
 
         async def send_for_ever() -> None:
@@ -660,7 +660,7 @@ async def test_close_returns_in_time_while_a_send_is_stuck() -> None:
 
 
 async def test_no_agent_ready_is_a_clear_error_after_the_timeout(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, Fault.NEVER_READY,
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, Fault.NEVER_READY,
                                                 agent_ready_timeout=0.3) as call:
         started = time.monotonic()
         with pytest.raises(AgentNotReadyError, match=r"within 0\.3 s") as info:
@@ -673,14 +673,14 @@ async def test_no_agent_ready_is_a_clear_error_after_the_timeout(emulator: Emula
 
 
 async def test_a_ready_agent_is_not_timed_out(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, agent_ready_timeout=0.2) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, agent_ready_timeout=0.2) as call:
         await asyncio.sleep(0.4)
         await call.send_client_ready()
         await collect_audio(call, GREETING_SAMPLES)
 
 
 async def test_the_event_queue_is_bounded_in_bytes(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT), open_call(emulator, event_queue_bytes=4_000) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, event_queue_bytes=4_000) as call:
         await call.send_client_ready()
         while call.metrics.samples_received < GREETING_SAMPLES:
             await asyncio.sleep(0.01)
@@ -711,7 +711,7 @@ async def test_long_input_and_a_new_filter_are_worked_off_the_event_loop(
 
     monkeypatch.setattr(audio.UplinkEncoder, "encode", encode)
     monkeypatch.setattr(audio, "_stream", stream)
-    async with timeout(TEST_TIMEOUT), open_call(emulator, playback_rate=44_100) as call:
+    async with asyncio.timeout(TEST_TIMEOUT), open_call(emulator, playback_rate=44_100) as call:
         assert threads == [("design", False)]  # the playback filter, designed in open()
         threads.clear()
         await call.send_audio(np.zeros(960, np.float32), 48_000)  # 20 ms: on the loop
@@ -740,7 +740,7 @@ async def test_loopback_ignores_proxy_variables(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv(name, "http://proxy.invalid:3128")
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    async with Emulator(pace="fast") as emulator, timeout(TEST_TIMEOUT), \
+    async with Emulator(pace="fast") as emulator, asyncio.timeout(TEST_TIMEOUT), \
             open_call(emulator) as call:
         await call.send_client_ready()
         received, _ = await collect_audio(call, GREETING_SAMPLES)
@@ -748,7 +748,7 @@ async def test_loopback_ignores_proxy_variables(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_await_connect_opens_and_the_state_follows_the_call(emulator: Emulator) -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         call = open_call(emulator)
         assert call.state is CallState.CONNECTING and "connecting" in repr(call)
         assert await call is call

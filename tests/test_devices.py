@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
+import sys
 import threading
 from typing import Any
 
@@ -13,7 +13,6 @@ import pytest
 from anunzi_fast._native import JitterBuffer
 from anunzi_fast.devices import Microphone, Speaker, load_sounddevice
 from anunzi_fast.errors import AudioDeviceError, CallerError, InvalidArgumentError
-from tests._compat import timeout
 
 
 class FakeStream:
@@ -46,7 +45,7 @@ class Factory:
 
 async def test_microphone_delivers_blocks_from_the_device_thread() -> None:
     factory = Factory()
-    async with timeout(5), Microphone(stream_factory=factory) as mic:
+    async with asyncio.timeout(5), Microphone(stream_factory=factory) as mic:
         (stream,) = factory.streams
         assert stream.started
         assert stream.options["samplerate"] == 48_000 and stream.options["blocksize"] == 960
@@ -69,7 +68,7 @@ async def test_microphone_delivers_blocks_from_the_device_thread() -> None:
 
 async def test_microphone_drops_oldest_when_the_loop_lags() -> None:
     factory = Factory()
-    async with timeout(5), Microphone(stream_factory=factory, max_blocks=2) as mic:
+    async with asyncio.timeout(5), Microphone(stream_factory=factory, max_blocks=2) as mic:
         stream = factory.streams[0]
         for i in range(5):
             stream.callback(np.full((960, 1), i, np.float32), 960, None, "input overflow")
@@ -106,14 +105,8 @@ def test_speaker_needs_float_playback() -> None:
 
 
 def test_missing_sounddevice_is_a_clear_caller_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def no_sounddevice(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "sounddevice":
-            raise ImportError("No module named 'sounddevice'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sounddevice)
+    # None in sys.modules makes the import fail, whether or not the devices extra is installed.
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
     with pytest.raises(AudioDeviceError, match="pip install sounddevice") as info:
         load_sounddevice()
     assert isinstance(info.value, CallerError)

@@ -30,7 +30,6 @@ from anunzi_fast.errors import (
     RemoteProtocolError,
     ServerError,
 )
-from tests._compat import timeout
 from tests.conftest import tone
 
 TEST_TIMEOUT = 10.0
@@ -68,7 +67,7 @@ async def receive_audio(ws: ClientConnection, samples: int) -> bytes:
 
 
 async def test_token_route_issues_a_session_url_that_connects() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
         async with httpx.AsyncClient() as http:
             response = await http.get(f"{emulator.base_url}/websocket/token/echo", headers=AUTH)
         assert response.status_code == 200
@@ -91,7 +90,7 @@ async def test_token_route_issues_a_session_url_that_connects() -> None:
     ],
 )
 async def test_token_route_errors(headers: dict[str, str], assistant: str, status: int) -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(
         assistant_ids={"echo", "forbidden"}
     ) as emulator, httpx.AsyncClient() as http:
         response = await http.get(
@@ -101,12 +100,12 @@ async def test_token_route_errors(headers: dict[str, str], assistant: str, statu
 
 
 async def test_unknown_paths_are_404() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator() as emulator, httpx.AsyncClient() as http:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator() as emulator, httpx.AsyncClient() as http:
         assert (await http.get(f"{emulator.base_url}/elsewhere")).status_code == 404
 
 
 async def test_every_token_route_error_class_end_to_end() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(
         assistant_ids={a.value for a in Fault}, fault_repeats=100
     ) as emulator:
         base = emulator.base_url
@@ -126,14 +125,14 @@ async def test_every_token_route_error_class_end_to_end() -> None:
 
 @pytest.mark.parametrize("fault", [Fault.RATE_LIMITED, Fault.SERVER_ERROR])
 async def test_transient_token_faults_are_retried_through(fault: Fault) -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(fault_repeats=2) as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(fault_repeats=2) as emulator:
         url = await session_url(emulator, fault)
         assert url.startswith("ws://")
         assert emulator.token_requests == 3
 
 
 async def test_bad_reused_and_expired_tokens_are_refused_with_403() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(token_ttl=0.2) as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(token_ttl=0.2) as emulator:
         url = await session_url(emulator)
         async with connect(url, compression=None):
             pass
@@ -150,7 +149,7 @@ async def test_bad_reused_and_expired_tokens_are_refused_with_403() -> None:
 async def test_a_failed_upgrade_neither_spends_the_token_nor_keeps_a_grant() -> None:
     import gc
 
-    async with timeout(TEST_TIMEOUT), Emulator() as emulator, httpx.AsyncClient() as http:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator() as emulator, httpx.AsyncClient() as http:
         url = await session_url(emulator)
         # A plain GET, without Upgrade: refused, and the token stays usable.
         assert (await http.get("http" + url[2:])).status_code == 426
@@ -167,7 +166,7 @@ async def test_a_failed_upgrade_neither_spends_the_token_nor_keeps_a_grant() -> 
 
 
 async def test_greeting_then_echo_of_each_utterance() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:
             assert await receive_json(ws) == {"type": "status_agent_ready"}
             await ws.send(json.dumps({"type": "status_client_ready"}))
@@ -189,7 +188,7 @@ async def test_greeting_then_echo_of_each_utterance() -> None:
 
 
 async def test_the_agent_speaks_only_after_client_ready() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:
             assert await receive_json(ws) == {"type": "status_agent_ready"}
             speech = np.concatenate((speech_48k(0.5), np.zeros(48_000, np.int16)))
@@ -208,7 +207,7 @@ async def test_the_agent_speaks_only_after_client_ready() -> None:
 
 
 async def test_realtime_pacing_takes_real_time() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:
             await receive_json(ws)
             await ws.send(json.dumps({"type": "status_client_ready"}))
@@ -220,7 +219,7 @@ async def test_realtime_pacing_takes_real_time() -> None:
 
 async def test_fault_slow_ready() -> None:
     async with (
-        timeout(TEST_TIMEOUT),
+        asyncio.timeout(TEST_TIMEOUT),
         Emulator(slow_ready_delay=0.3) as emulator,
         connect(await session_url(emulator, Fault.SLOW_READY)) as ws,
     ):
@@ -230,7 +229,7 @@ async def test_fault_slow_ready() -> None:
 
 
 async def test_fault_extra_events_and_odd_frames() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
         async with connect(await session_url(emulator, Fault.EXTRA_EVENTS)) as ws:
             assert (await receive_json(ws))["type"] == "emulator_notice"
             assert (await receive_json(ws))["type"] == "status_agent_ready"
@@ -256,7 +255,7 @@ async def test_fault_extra_events_and_odd_frames() -> None:
 @pytest.mark.parametrize(("fault", "code"), [(Fault.ABRUPT_CLOSE, 1006), (Fault.CLOSE_1011, 1011)])
 async def test_fault_closes(fault: Fault, code: int) -> None:
     async with (
-        timeout(TEST_TIMEOUT),
+        asyncio.timeout(TEST_TIMEOUT),
         Emulator(pace="fast") as emulator,
         connect(await session_url(emulator, fault)) as ws,
     ):
@@ -277,7 +276,7 @@ async def test_many_sessions_at_once() -> None:
             await ws.send(audio)
             return audio
 
-    async with timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
         sent = await asyncio.gather(*(one_session(emulator, i) for i in range(40)))
         await asyncio.gather(*(record.closed.wait() for record in emulator.sessions))
         received = sorted(bytes(record.received) for record in emulator.sessions)
@@ -285,7 +284,7 @@ async def test_many_sessions_at_once() -> None:
 
 
 async def test_stop_closes_open_sessions_with_1001() -> None:
-    async with timeout(TEST_TIMEOUT):
+    async with asyncio.timeout(TEST_TIMEOUT):
         emulator = Emulator()
         await emulator.start()
         async with connect(emulator.issue_session_url()) as ws:
@@ -330,7 +329,7 @@ def test_echo_agent_splits_long_speech_and_forgets_silence() -> None:
 
 
 async def test_session_records_are_bounded() -> None:
-    async with timeout(TEST_TIMEOUT), Emulator(max_session_records=3,
+    async with asyncio.timeout(TEST_TIMEOUT), Emulator(max_session_records=3,
                                                        record_audio=False) as emulator:
         for index in range(5):
             async with connect(emulator.issue_session_url(f"a{index}")) as ws:
