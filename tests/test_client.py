@@ -605,24 +605,28 @@ class StalledServer:
 
     def __init__(self) -> None:
         self.server: Any = None
+        self.connections: list[Any] = []
 
     async def __aenter__(self) -> str:
         from websockets.asyncio.server import ServerConnection, serve
 
         async def handler(connection: ServerConnection) -> None:
+            self.connections.append(connection)
             await connection.send('{"type": "status_agent_ready"}')
             connection.transport.pause_reading()
-            await asyncio.Event().wait()  # until the server closes
+            await connection.wait_closed()  # until __aexit__ drops it
 
         self.server = await serve(handler, "127.0.0.1", 0, compression=None)
         port = next(iter(self.server.sockets)).getsockname()[1]
         return f"ws://127.0.0.1:{port}/websocket/start?token=stalled-0123456"
 
     async def __aexit__(self, *exc_info: object) -> None:
+        # A closing handshake cannot complete with reading paused: drop the connections.
+        for connection in self.connections:
+            connection.transport.abort()
         self.server.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
-                await self.server.wait_closed()
+        async with asyncio.timeout(5):
+            await self.server.wait_closed()
 
 
 BIG_BLOCK = np.zeros(480_000, np.int16)  # 10 s at 48 kHz: fills socket buffers quickly
