@@ -99,6 +99,9 @@ class TurnClock:
     are appended to ``latencies`` (typically :attr:`CallMetrics.turn_latencies`); with
     ``heard_latencies``, the same to the moment the reply was heard
     (:meth:`on_agent_heard`, from a speaker's playout events).
+
+    ``vad`` replaces the default :class:`EnergyVad` at 48 kHz (the load generator passes one
+    whose events were computed once for the audio every call sends).
     """
 
     # Enough history to resolve a turn ended up to a few minutes ago; bounded memory.
@@ -106,10 +109,10 @@ class TurnClock:
     # Real-time agents send a frame every 20 ms; a pause five times longer is a new reply.
     REPLY_GAP = 0.1
 
-    def __init__(self, latencies: list[float], heard_latencies: list[float] | None = None
-                 ) -> None:
+    def __init__(self, latencies: list[float], heard_latencies: list[float] | None = None,
+                 vad: EnergyVad | None = None) -> None:
         self.latencies = latencies
-        self._vad = EnergyVad(CLIENT_SAMPLE_RATE)
+        self._vad = EnergyVad(CLIENT_SAMPLE_RATE) if vad is None else vad
         self._sent: collections.deque[tuple[int, float]] = collections.deque(maxlen=self.HISTORY)
         self._sent_total = 0
         self._arrived = _Replies(latencies, self.HISTORY)
