@@ -263,6 +263,7 @@ class _Turns:
         self.outcome = outcome
         self.started = started
         self.reported_turns = 0
+        self.connected = False  # nothing is reported before "connect"
         self.ready_reported = False
         self.first_audio_reported = False
         self.speech_sent_at: float | None = None
@@ -270,6 +271,8 @@ class _Turns:
 
     def update(self, metrics: CallMetrics) -> None:
         """Report what the metrics newly hold."""
+        if not self.connected:
+            return
         if not self.ready_reported and metrics.agent_ready_after is not None:
             self.ready_reported = True
             self.report("agent_ready", metrics.agent_ready_after, None, 0)
@@ -478,6 +481,8 @@ class _LightCall:
                 f"could not connect the session: {describe_network_failure(exc)}") from exc
         self.outcome.connect_seconds = time.monotonic() - self.turns.started
         self.turns.report("connect", self.outcome.connect_seconds, None, 0)
+        self.turns.connected = True
+        self.turns.update(self.metrics)  # agent ready may have come with the handshake
         # The reference client's order: client ready with the first captured block.
         self.transport.send(picows.WSMsgType.TEXT, self.protocol.encode_ready().encode())
         self.pacer.add(self)
@@ -602,6 +607,7 @@ async def _run_client_call(config: CallConfig, script: CallScript, report: Repor
     await call.open()
     outcome.connect_seconds = time.monotonic() - started
     report("connect", outcome.connect_seconds, None, 0)
+    turns.connected = True
     loop = asyncio.get_running_loop()
     period = script.frame_samples / CLIENT_SAMPLE_RATE
     due = loop.time()
@@ -696,9 +702,32 @@ class LoopThread:
         self._start_thread(self._run, ())
 
     def _run(self) -> None:
-        assert self.loop is not None
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        loop = self.loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+            # Stopped: cancelled calls hang up (within their close timeout), then it closes.
+            pending = asyncio.all_tasks(loop)
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=10))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    def stop(self) -> None:
+        """Cancel the calls under way and stop the loop; its thread then closes it
+        (thread-safe; the thread ends shortly after)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+
+        def stop() -> None:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.stop()
+
+        loop.call_soon_threadsafe(stop)
 
     def spawn(self, coroutine: Callable[[], Coroutine[Any, Any, CallOutcome]],
               on_done: Callable[[CallOutcome | BaseException], None]) -> CallHandle:

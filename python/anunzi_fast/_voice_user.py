@@ -24,6 +24,7 @@ import gevent.monkey  # type: ignore[import-untyped]
 from locust import User, constant, events, task
 from locust.env import Environment
 from locust.runners import STATE_STOPPING, MasterRunner, WorkerRunner
+from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from ._loadgen import (
     DEFAULT_FRAME_MS,
@@ -301,6 +302,10 @@ def _print_progress(environment: Environment) -> None:
 
 def _write_summary(environment: Environment, path: str) -> None:
     options = environment.parsed_options
+    if getattr(options, "csv_prefix", None):
+        # Locust writes its CSV files every second and not at the end: let it write once
+        # more, so that they hold the calls that ended after the run time too.
+        gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
     summary = _PROCESS.tally.summary(
         users=getattr(options, "num_users", None),
         target=redact_url(environment.host or DEFAULT_BASE_URL),
