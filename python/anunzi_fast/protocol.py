@@ -217,9 +217,16 @@ class SessionProtocol:
             One :class:`AgentAudio` (client side) or :class:`UserAudio` (server side) event, or
             none if the frame, with the byte carried from the previous one, holds no sample.
         """
-        samples = self._samples_of(data)
-        if samples is None:
-            return []
+        if type(data) is bytes and not self._carry and not len(data) % 2 and _LITTLE_ENDIAN:
+            # The usual frame: immutable, whole samples, nothing carried. A read-only view.
+            self.bytes_received += len(data)
+            if not data:
+                return []
+            samples = np.frombuffer(data, np.int16)
+        else:
+            samples = self._samples_of(data)
+            if samples is None:
+                return []
         self.samples_received += len(samples)
         return [AgentAudio(samples) if self._is_client else UserAudio(samples)]
 
