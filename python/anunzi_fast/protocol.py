@@ -222,11 +222,11 @@ class SessionProtocol:
             self.bytes_received += len(data)
             if not data:
                 return []
-            samples = np.frombuffer(data, np.int16)
+            samples: npt.NDArray[np.int16] | None = np.frombuffer(data, np.int16)
         else:
             samples = self._samples_of(data)
-            if samples is None:
-                return []
+        if samples is None:
+            return []
         self.samples_received += len(samples)
         return [AgentAudio(samples) if self._is_client else UserAudio(samples)]
 
