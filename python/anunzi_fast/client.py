@@ -162,6 +162,7 @@ class Call:
     @property
     def metrics(self) -> CallMetrics:
         """The call's figures so far (a live object, its counters refreshed on access)."""
+        self._turns.listen()
         self._metrics.samples_sent = self._protocol.samples_sent
         self._metrics.samples_received = self._protocol.samples_received
         if self._playback is not None:
