@@ -41,6 +41,7 @@ from anunzi_fast.loadtest import (
     parse_run_time,
     percentiles,
 )
+from anunzi_fast.metrics import TurnClock
 from anunzi_fast.vad import EnergyVad
 from anunzi_fast.wav import write_wav
 from tests._compat import timeout
@@ -85,15 +86,44 @@ def test_the_bundled_sample_makes_a_script_of_20_ms_frames() -> None:
     assert script.speech_seconds == pytest.approx(len(script.frames) * 0.02)
 
 
-def test_the_scripted_vad_says_what_a_live_vad_says() -> None:
+def _two_utterances() -> CallScript:
     pause = np.zeros(28_800, np.float32)  # 0.6 s: longer than the VAD's hangover
     speech = np.concatenate([pause[:4800], _utterance(0.5), pause, _utterance(0.3)])
-    script = CallScript((speech * 32767).astype(np.int16), frame_ms=30)
+    return CallScript((speech * 32767).astype(np.int16), frame_ms=30)
+
+
+@pytest.mark.parametrize("chunk", [1440, 960, 700, 5000])
+def test_the_scripted_vad_says_what_a_live_vad_says_whatever_the_chunks(chunk: int) -> None:
+    script = _two_utterances()
+    audio = np.concatenate([*script.frames, *[script.silence] * 40])
     live, scripted = EnergyVad(48_000), script.vad()
-    frames = [*script.frames, *[script.silence] * 40]
-    for frame in frames:
-        assert scripted.process(frame) == live.process(frame)
+    for start in range(0, len(audio), chunk):
+        piece = audio[start : start + chunk]
+        assert scripted.process(piece) == live.process(piece)
     assert script.utterances == 2
+
+
+def test_turn_clocks_agree_batched_eager_and_scripted() -> None:
+    script = _two_utterances()
+    frames = [*script.frames, *[script.silence] * 60]
+    clocks = [TurnClock([], batch=True), TurnClock([], batch=False),
+              TurnClock([], vad=script.vad(), batch=False)]
+    # The agent answers 0.3 s after the first utterance ends (before the VAD's hangover has
+    # confirmed it) and 0.6 s after the second; audio frames every 20 ms for 0.4 s each.
+    replies = [0.25 + 0.5 + 0.3, 0.25 + 0.5 + 0.6 + 0.3 + 0.6]
+    arrivals = sorted(start + k * 0.02 for start in replies for k in range(20))
+    now = 0.0
+    for frame in frames:
+        for clock in clocks:
+            clock.on_sent(frame, now)
+        while arrivals and arrivals[0] <= now + 0.03:
+            at = arrivals.pop(0)
+            for clock in clocks:
+                clock.on_agent_audio(at)
+        now += 0.03
+    clocks[0].listen()
+    assert len(clocks[0].latencies) == 2
+    assert clocks[0].latencies == clocks[1].latencies == clocks[2].latencies
 
 
 @pytest.mark.parametrize("frame_ms", [0, 4.9, 171, float("nan")])

@@ -17,6 +17,7 @@ or gevent, so it is tested and benchmarked on its own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -100,19 +101,21 @@ def default_driver() -> Driver:
 class ScriptedVad(EnergyVad):
     """The events an :class:`EnergyVad` finds in a :class:`CallScript`, computed once.
 
-    :meth:`process` must be fed the script's frames in order, one per call (the drivers do):
-    it then returns what a live VAD would, without computing anything.
+    Fed the script's audio in order, in chunks of any size, :meth:`process` returns what a
+    live VAD would, when it would, from the number of samples alone.
     """
 
-    def __init__(self, events: dict[int, list[VadEvent]]) -> None:
+    def __init__(self, events: list[tuple[int, VadEvent]]) -> None:
         super().__init__(CLIENT_SAMPLE_RATE)
-        self._events = events
-        self._frames_fed = 0
+        self._events = collections.deque(events)  # (samples seen when found, event)
+        self._seen = 0
 
     def process(self, samples: npt.NDArray[np.int16] | npt.NDArray[np.floating]) -> list[VadEvent]:
-        index = self._frames_fed
-        self._frames_fed += 1
-        return self._events.get(index, [])
+        self._seen += len(samples)
+        found: list[VadEvent] = []
+        while self._events and self._events[0][0] <= self._seen:
+            found.append(self._events.popleft()[1])
+        return found
 
 
 class CallScript:
@@ -140,8 +143,7 @@ class CallScript:
         self.frames: list[npt.NDArray[np.int16]] = list(padded.reshape(count, -1))
         self.silence = np.zeros(self.frame_samples, np.int16)
         self._vad_events = self._find_events()
-        self.utterances = sum(isinstance(event, SpeechEnded)
-                              for events in self._vad_events.values() for event in events)
+        self.utterances = sum(isinstance(event, SpeechEnded) for _, event in self._vad_events)
         if not self.utterances:
             raise InvalidArgumentError(
                 "the input holds no speech: nothing in it is louder than -40 dBFS for 60 ms, "
@@ -161,19 +163,21 @@ class CallScript:
         """How long the speech lasts, in seconds (whole frames)."""
         return len(self.frames) * self.frame_samples / CLIENT_SAMPLE_RATE
 
-    def _find_events(self) -> dict[int, list[VadEvent]]:
+    def _find_events(self) -> list[tuple[int, VadEvent]]:
         vad = EnergyVad(CLIENT_SAMPLE_RATE)
         # After the speech, silence until the VAD can have nothing more to say.
-        tail = math.ceil((0.4 + 0.1) * CLIENT_SAMPLE_RATE / self.frame_samples) + 2
-        events: dict[int, list[VadEvent]] = {}
-        for index in range(len(self.frames) + tail):
-            found = vad.process(self.frames[index] if index < len(self.frames) else self.silence)
-            if found:
-                events[index] = found
+        tail = np.zeros(round(CLIENT_SAMPLE_RATE * 0.6) + 2 * vad.frame_length, np.int16)
+        audio = np.concatenate([*self.frames, tail])
+        events: list[tuple[int, VadEvent]] = []
+        # One VAD frame at a time: each event is tagged with the samples seen when a live
+        # VAD, fed in chunks of any size, finds it.
+        for start in range(0, len(audio), vad.frame_length):
+            for event in vad.process(audio[start : start + vad.frame_length]):
+                events.append((vad.samples_seen, event))
         return events
 
     def vad(self) -> ScriptedVad:
-        """A fresh VAD for one call (fed one frame per send)."""
+        """A fresh VAD for one call."""
         return ScriptedVad(self._vad_events)
 
 
@@ -358,10 +362,18 @@ class FramePacer:
     Calls are spread over :data:`PACER_SLOTS` slots of the frame period, as independent
     callers would be. A slot that runs late catches up at once, as a microphone's buffer would
     deliver the blocks it held.
+
+    Args:
+        frame_seconds: The frame period.
+        start_at: Loop time before which no call speaks (a benchmark starts all at once).
+        on_tick: Called with each slot tick's lateness and number of calls (benchmarks).
     """
 
-    def __init__(self, frame_seconds: float) -> None:
+    def __init__(self, frame_seconds: float, *, start_at: float = 0.0,
+                 on_tick: Callable[[float, int], None] | None = None) -> None:
         self.frame_seconds = frame_seconds
+        self.start_at = start_at
+        self.on_tick = on_tick
         self._slots: list[list[_LightCall]] = [[] for _ in range(PACER_SLOTS)]
         self._due = [0.0] * PACER_SLOTS
         self._running = [False] * PACER_SLOTS
@@ -381,7 +393,8 @@ class FramePacer:
         if not self._running[slot]:
             loop = asyncio.get_running_loop()
             self._running[slot] = True
-            self._due[slot] = loop.time() + self.frame_seconds * slot / PACER_SLOTS
+            first = max(loop.time(), self.start_at)
+            self._due[slot] = first + self.frame_seconds * slot / PACER_SLOTS
             loop.call_at(self._due[slot], self._tick, slot)
 
     def remove(self, call: _LightCall) -> None:
@@ -397,6 +410,8 @@ class FramePacer:
             return
         now = loop.time()
         lateness = max(0.0, now - self._due[slot])
+        if self.on_tick is not None:
+            self.on_tick(lateness, len(calls))
         for call in tuple(calls):
             call.on_tick(lateness)
         self._due[slot] += self.frame_seconds
@@ -453,7 +468,7 @@ class _LightCall:
         self.protocol = SessionProtocol()
         self.metrics = outcome.metrics
         # The same turn clock as the client's, its VAD's work done once for all calls.
-        self.turn_clock = TurnClock(self.metrics.turn_latencies, vad=script.vad())
+        self.turn_clock = TurnClock(self.metrics.turn_latencies, vad=script.vad(), batch=False)
         self.turns = _Turns(script, config, report, outcome, started)
         self.transport: Any = None
         self.frame_index = 0
