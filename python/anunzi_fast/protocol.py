@@ -59,7 +59,8 @@ CLIENT_READY_MESSAGE: Final = json.dumps({"type": TYPE_CLIENT_READY})
 AGENT_READY_MESSAGE: Final = json.dumps({"type": TYPE_AGENT_READY})
 
 _PCM16_LE: Final = np.dtype("<i2")
-_LITTLE_ENDIAN: Final = np.dtype(np.int16) == _PCM16_LE
+_INT16: Final = np.dtype(np.int16)
+_LITTLE_ENDIAN: Final = _INT16 == _PCM16_LE
 # Keep error events small: a peer could send megabytes of garbage.
 _EXCERPT_CHARS: Final = 120
 
@@ -309,7 +310,7 @@ class SessionProtocol:
         Raises:
             InvalidArgumentError: If ``samples`` is not a 1-D int16 array (the caller's bug).
         """
-        if not isinstance(samples, np.ndarray) or samples.dtype != np.int16 or samples.ndim != 1:
+        if not isinstance(samples, np.ndarray) or samples.dtype != _INT16 or samples.ndim != 1:
             raise InvalidArgumentError("encode_audio takes a 1-D int16 array")
         wire = np.ascontiguousarray(samples, dtype=_PCM16_LE)
         self.samples_sent += len(wire)
