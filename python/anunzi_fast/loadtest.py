@@ -49,8 +49,10 @@ __all__ = [
     "LoadOptions",
     "LoadTally",
     "VoiceUser",
+    "account_samples",
     "parse_run_time",
     "percentiles",
+    "print_load_summary",
     "run_load",
 ]
 
@@ -484,7 +486,8 @@ async def _start_emulator(cpus: set[int] | None) -> _EmulatorProcess:
 
 async def _serve_emulator() -> None:
     """The emulator of ``load --emulator``: prints its URL, serves until stdin closes, then
-    prints what its sessions received and sent, as one JSON line."""
+    prints what its sessions received and sent, as one JSON line (also, so far, for each
+    ``totals`` line read: benchmarks account for each trial)."""
     from .emulator import Emulator
 
     emulator = Emulator(pace="realtime", record_audio=False, token_ttl=600,
@@ -512,7 +515,9 @@ async def _serve_emulator() -> None:
     await emulator.start()
     print(emulator.base_url, flush=True)
     folding = asyncio.create_task(fold_forever())
-    await asyncio.to_thread(sys.stdin.buffer.read)
+    while (await asyncio.to_thread(sys.stdin.buffer.readline)).strip() == b"totals":
+        fold()
+        print(json.dumps({**totals, "open_sessions": len(emulator.sessions)}), flush=True)
     folding.cancel()
     await emulator.stop()
     fold(everything=True)
