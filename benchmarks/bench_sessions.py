@@ -422,6 +422,58 @@ def test_tick_work_reference(benchmark) -> None:  # type: ignore[no-untyped-def]
     assert session.agent_samples() > 0
 
 
+class _NullTransport:
+    """Stands in for picows' transport: sending costs nothing."""
+
+    is_close_frame_sent = False
+
+    def send(self, kind: object, message: object) -> None:
+        return None
+
+
+class _BinaryFrame:
+    """Stands in for a received picows frame of agent audio."""
+
+    def __init__(self, payload: bytes) -> None:
+        import picows
+
+        self.msg_type = picows.WSMsgType.BINARY
+        self._payload = payload
+
+    def get_payload_as_bytes(self) -> bytes:
+        return self._payload
+
+
+def test_tick_work_loadgen(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """The same tick for a load-generator call: its frame out, one agent frame in."""
+    from anunzi_fast import _loadgen
+
+    mic, agent_frame = _tick_inputs()
+    script = CallScript(float_to_pcm16(np.concatenate(speech_like_blocks(5.0))))
+    config = CallConfig(assistant_id="echo", api_key="not-a-secret", base_url="http://x.invalid")
+    loop = asyncio.new_event_loop()
+
+    async def make() -> Any:
+        return _loadgen._LightCall(config, script, lambda *_: None, _loadgen.CallOutcome(),
+                                   time.monotonic(), FramePacer(TICK))
+
+    call = loop.run_until_complete(make())
+    call.transport = _NullTransport()
+    frame = _BinaryFrame(agent_frame)
+
+    def tick() -> None:
+        if call.frame_index == len(script.frames):
+            call.frame_index = 0  # speak again: the hang-up needs a running loop
+        call.on_tick(0.0)
+        call.on_frame(frame)
+
+    try:
+        benchmark(tick)
+    finally:
+        loop.close()
+    assert call.protocol.samples_sent > 0 and call.protocol.samples_received > 0
+
+
 def test_capacity_search_doubles_then_bisects() -> None:
     search = CapacitySearch("ours", 16)
     limit = 100  # trials pass up to this many sessions
