@@ -127,6 +127,7 @@ class LoadTally:
     frames_sent: int = 0
     frames_late: int = 0
     late_samples: int = 0
+    max_lateness: float = 0.0
     failures: collections.Counter[str] = field(default_factory=collections.Counter)
     values: dict[str, list[float]] = field(
         default_factory=lambda: {kind: [] for kind in MEASURES})
@@ -148,6 +149,7 @@ class LoadTally:
         self.frames_sent += outcome.frames_sent
         self.frames_late += outcome.frames_late
         self.late_samples += outcome.frames_late * frame_samples
+        self.max_lateness = max(self.max_lateness, outcome.max_lateness)
 
     _COUNTERS: ClassVar[tuple[str, ...]] = (
         "calls_started", "calls_completed", "calls_failed", "calls_cut", "samples_sent",
@@ -156,10 +158,11 @@ class LoadTally:
     def take(self) -> dict[str, Any]:
         """Everything so far, as JSON-able data, and start again from zero (a worker's report)."""
         data: dict[str, Any] = {name: getattr(self, name) for name in self._COUNTERS}
+        data["max_lateness"] = self.max_lateness
         data["failures"] = dict(self.failures)
         data["values"] = self.values
         fresh = LoadTally()
-        for name in (*self._COUNTERS, "failures", "values"):
+        for name in (*self._COUNTERS, "max_lateness", "failures", "values"):
             setattr(self, name, getattr(fresh, name))
         return data
 
@@ -167,6 +170,7 @@ class LoadTally:
         """Add a worker's :meth:`take`."""
         for name in self._COUNTERS:
             setattr(self, name, getattr(self, name) + int(data.get(name, 0)))
+        self.max_lateness = max(self.max_lateness, float(data.get("max_lateness", 0.0)))
         self.failures.update(data.get("failures", {}))
         for kind, values in data.get("values", {}).items():
             self.add_value_list(kind, values)
@@ -188,6 +192,7 @@ class LoadTally:
                         "late": self.late_samples, "checked_against": "client"},
             "frames_sent": self.frames_sent,
             "frames_late": self.frames_late,
+            "max_frame_delay_s": round(self.max_lateness, 6),
             "failures": dict(self.failures.most_common()),
         }
         for kind, name in MEASURES.items():
@@ -431,6 +436,8 @@ def print_load_summary(summary: dict[str, Any], report: str, out: TextIO) -> Non
                else "late frames only: the service's side cannot be seen")
     print(f"samples lost        {summary['samples_lost']} ({checked}; sent {samples['sent']}, "
           f"received {samples['received']})", file=out)
+    print(f"frames late         {summary['frames_late']} of {summary['frames_sent']} over "
+          f"100 ms (the latest {summary['max_frame_delay_s'] * 1000:.1f} ms behind)", file=out)
     for name, count in summary.get("failures", {}).items():
         print(f"failure             {name}: {count}", file=out)
     print(f"report              {report} (report.html, locust_*.csv, locust.log, "
