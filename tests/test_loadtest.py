@@ -22,6 +22,7 @@ from anunzi_fast._loadgen import (
     CallConfig,
     CallOutcome,
     CallScript,
+    FramePacer,
     LoopThread,
     NoReplyError,
     _Turns,
@@ -30,6 +31,7 @@ from anunzi_fast._loadgen import (
 from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator, Fault
 from anunzi_fast.errors import (
     AgentNotReadyError,
+    AnunziError,
     AuthenticationError,
     InvalidArgumentError,
     ServerError,
@@ -531,3 +533,32 @@ def test_a_master_with_two_workers_on_loopback(
     assert summary["turn_latency_s"]["count"] == summary["calls_completed"]
     stats = (tmp_path / "run_stats.csv").read_text()
     assert "turn,echo" in stats
+
+
+async def test_the_pacer_keeps_time_for_every_call_when_one_fails() -> None:
+    class FakeCall:
+        def __init__(self, broken: bool) -> None:
+            self.broken, self.ticks, self.failed = broken, 0, None
+
+        def on_tick(self, lateness: float) -> None:
+            self.ticks += 1
+            if self.broken:
+                raise ZeroDivisionError
+
+        def fail(self, error: Exception, stage: str) -> None:
+            self.failed = (error, stage)
+            pacer.remove(self)  # type: ignore[arg-type]
+
+    lateness: list[tuple[float, int]] = []
+    pacer = FramePacer(0.005, on_tick=lambda late, calls: lateness.append((late, calls)))
+    calls = [FakeCall(broken=index == 1) for index in range(6)]
+    for call in calls:
+        pacer.add(call)  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    for call in calls:
+        pacer.remove(call)  # type: ignore[arg-type]
+    broken = calls[1]
+    assert broken.failed is not None and broken.failed[1] == "call"
+    assert type(broken.failed[0]) is AnunziError and "ZeroDivisionError" in str(broken.failed[0])
+    assert all(call.ticks >= 10 for index, call in enumerate(calls) if index != 1)
+    assert sum(count for _, count in lateness) >= 50

@@ -410,12 +410,18 @@ class FramePacer:
             return
         now = loop.time()
         lateness = max(0.0, now - self._due[slot])
+        self._due[slot] += self.frame_seconds
+        loop.call_at(self._due[slot], self._tick, slot)
         if self.on_tick is not None:
             self.on_tick(lateness, len(calls))
         for call in tuple(calls):
-            call.on_tick(lateness)
-        self._due[slot] += self.frame_seconds
-        loop.call_at(self._due[slot], self._tick, slot)
+            try:
+                call.on_tick(lateness)
+            except Exception as exc:  # a bug in one call must not stall the others
+                _logger.error("a load-generator call failed: %s", type(exc).__name__,
+                              exc_info=True)
+                call.fail(AnunziError(f"the load generator failed: {type(exc).__name__}"),
+                          "call")
 
 
 def _picows() -> Any:
