@@ -22,7 +22,7 @@ clock. Both are driven by one shared harness; only the session code differs:
 
 A name followed by ``-uvloop`` or ``-asyncio`` runs that client on that event loop (``ours``
 and ``reference`` use asyncio's by default, ``loadgen`` uvloop's), so each layer's share
-shows side by side. The emulator is the load command's (``python -m anunzi_fast.loadtest
+shows side by side; ``loadgen@40`` sends 40 ms per message (the load generator's frame knob). The emulator is the load command's (``python -m anunzi_fast.loadtest
 --emulator-process``): after each trial it tells what it received and sent, and every sample
 the client sent must have arrived (for ``loadgen``, every sample the emulator sent too).
 
@@ -199,7 +199,7 @@ IMPLEMENTATIONS: dict[str, Callable[[], Session]] = {
 }
 # What a trial can run: a client, optionally on another event loop than its default.
 TRIALS = ("reference", "ours", "loadgen")
-VARIANTS = (*TRIALS, "reference-uvloop", "ours-uvloop", "loadgen-asyncio")
+VARIANTS = (*TRIALS, "reference-uvloop", "ours-uvloop", "loadgen-asyncio", "loadgen@40")
 
 
 # --- the harness ------------------------------------------------------------------------------
@@ -293,14 +293,15 @@ async def run_loadgen_trial(implementation: str, sessions: int, seconds: float,
                             base_url: str) -> dict[str, Any]:
     """N load-generator calls at once, the same microphone blocks, one shared frame clock."""
     blocks = speech_like_blocks(seconds)
-    script = CallScript(float_to_pcm16(np.concatenate(blocks)), frame_ms=TICK * 1000)
+    frame_ms = float(implementation.partition("@")[2] or TICK * 1000)
+    script = CallScript(float_to_pcm16(np.concatenate(blocks)), frame_ms=frame_ms)
     config = CallConfig(assistant_id="echo", api_key=DEFAULT_API_KEY, base_url=base_url,
-                        driver="light", hangup_after=0.2, reply_timeout=5.0,
+                        driver="light", hangup_after=1.0, reply_timeout=5.0,
                         retry=RetryPolicy(max_attempts=8, initial_backoff=0.05, deadline=60))
     loop = asyncio.get_running_loop()
     start_at = loop.time() + 0.2 + min(10.0, sessions * 0.02)
     ticks: list[tuple[float, int]] = []
-    pacer = FramePacer(TICK, start_at=start_at,
+    pacer = FramePacer(frame_ms / 1000, start_at=start_at,
                        on_tick=lambda lateness, calls: ticks.append((lateness, calls)))
     connected: list[float] = []
     steady_cpu: list[float] = []
@@ -327,7 +328,8 @@ async def run_loadgen_trial(implementation: str, sessions: int, seconds: float,
         "seconds": seconds,
         "errors": len(errors) + sum(1 for at in connected if at > start_at),
         "first_error": errors[0] if errors else None,
-        "blocks_missing": sum(max(0, len(blocks) - o.frames_sent) for o in outcomes),
+        "blocks_missing": sum(max(0, len(blocks) * MIC_BLOCK - o.metrics.samples_sent)
+                              for o in outcomes) // MIC_BLOCK,
         "sessions_without_agent_audio": sum(1 for o in outcomes
                                             if o.metrics.samples_received == 0),
         "lateness_p99_ms": float(np.percentile(lateness, 99) * 1000),
@@ -594,7 +596,7 @@ def find_capacities(args: argparse.Namespace, emulator: EmulatorProcess,
 
 def _run_trial_here(implementation: str, sessions: int, seconds: float,
                     base_url: str) -> dict[str, Any]:
-    loop_name = implementation.partition("-")[2] or (
+    loop_name = implementation.partition("@")[0].partition("-")[2] or (
         "uvloop" if implementation.startswith("loadgen") else "asyncio")
     if loop_name == "uvloop":
         import uvloop
