@@ -504,13 +504,15 @@ def test_a_master_with_two_workers_on_loopback(
     port = str(_free_port())
     common = [sys.executable, "-m", "locust", "-f", str(EXAMPLE_LOCUSTFILE)]
     summary_path = tmp_path / "summary.json"
+    # Only the workers call: the master needs no key.
+    master_env = {key: value for key, value in os.environ.items() if key != "ANUNZI_API_KEY"}
     master = subprocess.Popen(
         [*common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
          "--headless", "--expect-workers", "2", "-u", "4", "-r", "10", "-t", "3s",
          "--stop-timeout", "30", "--host", base_url, "--only-summary",
          "--input-wav", short_wav, "--hangup-after", "0.3",
          "--summary-json", str(summary_path), "--csv", str(tmp_path / "run")],
-        env=_environment(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=master_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     workers = [subprocess.Popen(
         [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", port],
@@ -562,3 +564,14 @@ async def test_the_pacer_keeps_time_for_every_call_when_one_fails() -> None:
     assert type(broken.failed[0]) is AnunziError and "ZeroDivisionError" in str(broken.failed[0])
     assert all(call.ticks >= 10 for index, call in enumerate(calls) if index != 1)
     assert sum(count for _, count in lateness) >= 50
+
+
+@pytest.mark.slow
+def test_a_locust_run_without_a_key_stops_at_once_with_one_clear_line(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "ANUNZI_API_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(EXAMPLE_LOCUSTFILE), "--headless", "-u", "1",
+         "-t", "30s", "--host", "http://127.0.0.1:9"], capture_output=True, text=True,
+        timeout=60, env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "anunzi-fast load: error:" in result.stderr and "ANUNZI_API_KEY" in result.stderr

@@ -30,12 +30,13 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._net import describe_network_failure
+from ._net import certificate_failure, describe_network_failure, shared_ssl_context
 from .audio import UplinkEncoder
 from .auth import request_session_url
 from .errors import (
     AgentNotReadyError,
     AnunziError,
+    CertificateError,
     ConnectionLostError,
     InvalidArgumentError,
     NetworkError,
@@ -53,6 +54,8 @@ __all__ = [
     "DEFAULT_FRAME_MS",
     "DRIVERS",
     "LATE_FRAME_SECONDS",
+    "MAX_FRAME_MS",
+    "MIN_FRAME_MS",
     "CallConfig",
     "CallOutcome",
     "CallScript",
@@ -487,9 +490,12 @@ class _LightCall:
         url = await request_session_url(self.config.assistant_id, self.config.api_key,
                                         base_url=self.config.base_url, retry=self.config.retry)
         listener = _listener_class()
+        # The client's TLS choices (one shared context); no *_proxy variables are read.
+        tls = shared_ssl_context() if url.lower().startswith("wss:") else None
         try:
             self.transport, _ = await picows.ws_connect(
-                lambda: listener(self), url, websocket_handshake_timeout=self.config.open_timeout,
+                lambda: listener(self), url, ssl_context=tls,
+                websocket_handshake_timeout=self.config.open_timeout,
                 max_frame_size=2**20, logger_name="anunzi_fast.loadtest",
                 extra_headers={"User-Agent": "anunzi-fast"})
         except picows.WSInvalidStatusError as exc:
@@ -498,8 +504,10 @@ class _LightCall:
             raise RemoteProtocolError(
                 f"the WebSocket handshake failed: {type(exc).__name__}") from None
         except (OSError, TimeoutError) as exc:
-            raise NetworkError(
-                f"could not connect the session: {describe_network_failure(exc)}") from exc
+            what = describe_network_failure(exc)
+            if certificate_failure(exc) is not None:
+                raise CertificateError(f"could not connect the session: {what}") from exc
+            raise NetworkError(f"could not connect the session: {what}") from exc
         self.outcome.connect_seconds = time.monotonic() - self.turns.started
         self.turns.report("connect", self.outcome.connect_seconds, None, 0)
         self.turns.connected = True

@@ -29,6 +29,8 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 from ._loadgen import (
     DEFAULT_FRAME_MS,
     DRIVERS,
+    MAX_FRAME_MS,
+    MIN_FRAME_MS,
     CallConfig,
     CallOutcome,
     CallScript,
@@ -102,6 +104,12 @@ def _add_options(parser: Any) -> None:
                        help="print calls, failures and p95 every 2 s (master or single process)")
 
 
+def _option(environment: Environment, name: str, default: Any) -> Any:
+    """A command-line option if given (the master passes them to its workers), else default."""
+    value = getattr(environment.parsed_options, name, None)
+    return default if value is None else value
+
+
 class VoiceUser(User):
     """A caller: each task is one whole real-time call to the agent.
 
@@ -138,29 +146,39 @@ class VoiceUser(User):
         Raises:
             InvalidArgumentError: For a missing assistant id or key, or a bad input or option.
         """
-        options = environment.parsed_options
+        config = cls._config_of(environment, _validate_api_key(None))  # $ANUNZI_API_KEY
+        register_secret(config.api_key)
+        script = _PROCESS.script(_option(environment, "input_wav", cls.input_wav),
+                                 _option(environment, "frame_ms", cls.frame_ms))
+        return config, script
 
-        def option(name: str, default: Any) -> Any:
-            value = getattr(options, name, None) if options is not None else None
-            return default if value is None else value
-
-        assistant_id = option("assistant_id", cls.assistant_id)
+    @classmethod
+    def _config_of(cls, environment: Environment, api_key: str) -> CallConfig:
+        assistant_id = _option(environment, "assistant_id", cls.assistant_id)
         if not assistant_id:
             raise InvalidArgumentError(
                 f"{cls.__name__} needs an assistant id: --assistant-id ID, or assistant_id "
                 "in the class")
-        api_key = _validate_api_key(None)  # $ANUNZI_API_KEY
-        register_secret(api_key)
-        config = CallConfig(
+        frame_ms = _option(environment, "frame_ms", cls.frame_ms)
+        if not MIN_FRAME_MS <= frame_ms <= MAX_FRAME_MS:
+            raise InvalidArgumentError(f"frame_ms must be from {MIN_FRAME_MS:g} to "
+                                       f"{MAX_FRAME_MS:.0f}, not {frame_ms!r}")
+        return CallConfig(
             assistant_id=assistant_id, api_key=api_key,
             base_url=environment.host or cls.host or DEFAULT_BASE_URL,
-            driver=option("voice_driver", cls.driver) or default_driver(),
-            reply_timeout=option("reply_timeout", cls.reply_timeout),
-            hangup_after=option("hangup_after", cls.hangup_after),
+            driver=_option(environment, "voice_driver", cls.driver) or default_driver(),
+            reply_timeout=_option(environment, "reply_timeout", cls.reply_timeout),
+            hangup_after=_option(environment, "hangup_after", cls.hangup_after),
             agent_ready_timeout=cls.agent_ready_timeout)
-        script = _PROCESS.script(option("input_wav", cls.input_wav),
-                                 option("frame_ms", cls.frame_ms))
-        return config, script
+
+    @classmethod
+    def check(cls, environment: Environment) -> None:
+        """Check the options before the run: all of them in a single process; on a master,
+        what does not depend on the workers (their key and WAV are theirs to check)."""
+        if isinstance(environment.runner, MasterRunner):
+            cls._config_of(environment, api_key="")
+        else:
+            cls.settings(environment)
 
     def on_start(self) -> None:
         self._config, self._script = self.settings(self.environment)
@@ -247,7 +265,7 @@ def _check_settings(environment: Environment, **_: Any) -> None:
     for user_class in environment.user_classes:
         if issubclass(user_class, VoiceUser):
             try:
-                user_class.settings(environment)
+                user_class.check(environment)
             except AnunziError as exc:
                 _logger.error("%s", exc)
                 print(f"{ERROR_PREFIX} {exc}", file=sys.stderr, flush=True)
