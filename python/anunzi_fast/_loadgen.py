@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._net import certificate_failure, describe_network_failure, shared_ssl_context
+from ._redact import install_log_redaction
 from .audio import UplinkEncoder
 from .auth import request_session_url
 from .errors import (
@@ -82,6 +83,9 @@ PACER_SLOTS: Final = 4
 STALLED_SECONDS: Final = 20.0
 
 _logger = logging.getLogger("anunzi_fast.loadtest")
+# picows logs through this logger, whose filter redacts secrets (a handshake redirect would
+# print the session URL, token included); picows would otherwise make one per connection.
+_PICOWS_LOGGER = logging.getLogger("anunzi_fast.loadtest.picows")
 
 
 class NoReplyError(PeerError):
@@ -473,6 +477,7 @@ class _LightCall:
     def __init__(self, config: CallConfig, script: CallScript, report: Report,
                  outcome: CallOutcome, started: float, pacer: FramePacer) -> None:
         self.picows = _picows()
+        install_log_redaction((_PICOWS_LOGGER.name,))
         self.config, self.script, self.outcome, self.pacer = config, script, outcome, pacer
         self.protocol = SessionProtocol()
         self.metrics = outcome.metrics
@@ -496,7 +501,7 @@ class _LightCall:
             self.transport, _ = await picows.ws_connect(
                 lambda: listener(self), url, ssl_context=tls,
                 websocket_handshake_timeout=self.config.open_timeout,
-                max_frame_size=2**20, logger_name="anunzi_fast.loadtest",
+                max_frame_size=2**20, logger_name=_PICOWS_LOGGER,
                 extra_headers={"User-Agent": "anunzi-fast"})
         except picows.WSInvalidStatusError as exc:
             raise error_for_handshake_status(int(exc.response.status)) from None

@@ -315,7 +315,8 @@ async def run_load(options: LoadOptions, out: TextIO = sys.stdout, err: TextIO =
                 "--users", str(options.users), "--spawn-rate", f"{options.spawn_rate:g}",
                 "--run-time", f"{run_seconds}s", "--stop-timeout", str(stop_timeout),
                 "--host", base_url, "--csv", os.path.join(report, "locust"),
-                "--html", os.path.join(report, "report.html"), "--loglevel", "WARNING",
+                "--html", os.path.join(report, "report.html"),
+                "--loglevel", ("WARNING", "INFO", "DEBUG")[min(options.verbose, 2)],
                 "--assistant-id", assistant_id, "--input-wav", wav,
                 "--frame-ms", f"{script.frame_ms:g}", "--voice-driver", driver,
                 "--summary-json", os.path.join(report, SUMMARY_FILE), "--voice-progress",
@@ -326,7 +327,8 @@ async def run_load(options: LoadOptions, out: TextIO = sys.stdout, err: TextIO =
             # The key travels in the environment, never on a command line that ps shows.
             environment = {**os.environ, API_KEY_ENV: api_key}
             with open(os.path.join(report, "locust.log"), "wb") as log:
-                locust_code = await _run_locust(command, environment, log, load_cpus, err)
+                locust_code = await _run_locust(command, environment, log, load_cpus, err,
+                                                show_all=options.verbose > 0)
         finally:
             totals = await emulator.stop() if emulator else None
     summary_path = os.path.join(report, SUMMARY_FILE)
@@ -360,8 +362,9 @@ def _prepare_report_folder(report: str) -> None:
 
 
 async def _run_locust(command: list[str], environment: dict[str, str], log: Any,
-                      cpus: set[int] | None, err: TextIO) -> int:
-    """Run Locust; its output goes to ``log``, except progress and errors, also shown."""
+                      cpus: set[int] | None, err: TextIO, *, show_all: bool) -> int:
+    """Run Locust; its output goes to ``log``; progress and errors (or, with ``show_all``,
+    all of its stderr) are shown too."""
     process = await asyncio.create_subprocess_exec(
         *command, env=environment, stdout=log, stderr=asyncio.subprocess.PIPE,
         stdin=asyncio.subprocess.DEVNULL)
@@ -374,7 +377,8 @@ async def _run_locust(command: list[str], environment: dict[str, str], log: Any,
         async for raw in process.stderr:
             log.write(raw)
             line = redact(raw.decode(errors="replace"))
-            if line.startswith((PROGRESS_PREFIX, ERROR_PREFIX)) or "Traceback" in line:
+            if show_all or line.startswith((PROGRESS_PREFIX, ERROR_PREFIX)) or (
+                    "Traceback" in line):
                 err.write(line)
                 err.flush()
 
