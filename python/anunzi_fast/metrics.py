@@ -121,7 +121,10 @@ class TurnClock:
         self._vad = EnergyVad(CLIENT_SAMPLE_RATE) if vad is None else vad
         self._pending = np.empty(self.PENDING_SAMPLES if batch else 0, np.int16)
         self._pending_samples = 0
-        self._sent: collections.deque[tuple[int, float]] = collections.deque(maxlen=self.HISTORY)
+        # Where each sent chunk ends (in samples) and when it left: two deques of numbers, not
+        # one of tuples, so that sending allocates nothing the garbage collector tracks.
+        self._sent_ends: collections.deque[int] = collections.deque(maxlen=self.HISTORY)
+        self._sent_times: collections.deque[float] = collections.deque(maxlen=self.HISTORY)
         self._sent_total = 0
         self._arrived = _Replies(latencies, self.HISTORY)
         self._heard = _Replies([] if heard_latencies is None else heard_latencies, self.HISTORY)
@@ -130,7 +133,8 @@ class TurnClock:
     def on_sent(self, pcm16: npt.NDArray[np.int16], sent_at: float) -> None:
         """The user audio ``pcm16`` (48 kHz) left at ``sent_at``."""
         self._sent_total += len(pcm16)
-        self._sent.append((self._sent_total, sent_at))
+        self._sent_ends.append(self._sent_total)
+        self._sent_times.append(sent_at)
         pending, end = self._pending, self._pending_samples + len(pcm16)
         if end > len(pending):
             self.listen()
@@ -167,10 +171,10 @@ class TurnClock:
 
     def _time_of_sample(self, index: int) -> float:
         # The time the frame holding that sample left: the last moment the speech was known.
-        for end, sent_at in self._sent:
+        for end, sent_at in zip(self._sent_ends, self._sent_times, strict=True):
             if index < end:
                 return sent_at
-        return self._sent[-1][1]
+        return self._sent_times[-1]
 
     def _speech_ended(self, ended_at: float) -> None:
         # The agent may answer before our VAD's hangover confirms the end of the turn.
