@@ -149,6 +149,10 @@ class CallScript:
         padded[: len(speech)] = speech
         self.frames: list[npt.NDArray[np.int16]] = list(padded.reshape(count, -1))
         self.silence = np.zeros(self.frame_samples, np.int16)
+        # The messages themselves, encoded once by the protocol for every call that sends them.
+        encoder = SessionProtocol()
+        self.messages = [encoder.encode_audio(frame).tobytes() for frame in self.frames]
+        self.silence_message = encoder.encode_audio(self.silence).tobytes()
         self._vad_events = self._find_events()
         self.utterances = sum(isinstance(event, SpeechEnded) for _, event in self._vad_events)
         if not self.utterances:
@@ -477,6 +481,7 @@ class _LightCall:
     def __init__(self, config: CallConfig, script: CallScript, report: Report,
                  outcome: CallOutcome, started: float, pacer: FramePacer) -> None:
         self.picows = _picows()
+        self._binary = self.picows.WSMsgType.BINARY
         install_log_redaction((_PICOWS_LOGGER.name,))
         self.config, self.script, self.outcome, self.pacer = config, script, outcome, pacer
         self.protocol = SessionProtocol()
@@ -539,22 +544,27 @@ class _LightCall:
         if self.hung_up or self.done.done():
             return
         now = time.monotonic()
-        script, outcome = self.script, self.outcome
-        if self.frame_index < len(script.frames):
-            frame = script.frames[self.frame_index]
+        script, outcome, protocol = self.script, self.outcome, self.protocol
+        index = self.frame_index
+        if index < len(script.frames):
+            frame, message = script.frames[index], script.messages[index]
         else:
-            frame = script.silence
+            frame, message = script.silence, script.silence_message
             if self.turns.speech_sent_at is None:
                 self.turns.speech_sent_at = now
-        self.frame_index += 1
-        self.transport.send(self.picows.WSMsgType.BINARY, self.protocol.encode_audio(frame))
+        self.frame_index = index + 1
+        self.transport.send(self._binary, message)
+        # Counted as SessionProtocol.encode_audio counts, without encoding it again.
+        protocol.samples_sent += len(frame)
+        protocol.bytes_sent += len(message)
         self.turn_clock.on_sent(frame, now)
         outcome.frames_sent += 1
         if lateness > LATE_FRAME_SECONDS:
             outcome.frames_late += 1
         if lateness > outcome.max_lateness:
             outcome.max_lateness = lateness
-        self.turns.update(self.metrics)
+        if len(self.metrics.turn_latencies) != self.turns.reported_turns:
+            self.turns.update(self.metrics)  # the VAD found a turn the agent had answered
         if self.paused_since is not None and now - self.paused_since > STALLED_SECONDS:
             self.fail(ConnectionLostError(
                 f"the service stopped reading for {STALLED_SECONDS:g} s"), "call")
@@ -568,7 +578,7 @@ class _LightCall:
     def on_frame(self, frame: Any) -> None:
         picows = self.picows
         kind = frame.msg_type
-        if kind is picows.WSMsgType.BINARY:
+        if kind is self._binary:
             events = self.protocol.receive_binary(frame.get_payload_as_bytes())
         elif kind is picows.WSMsgType.TEXT:
             events = self.protocol.receive_text(frame.get_payload_as_utf8_text())
