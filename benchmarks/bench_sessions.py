@@ -22,9 +22,10 @@ clock. Both are driven by one shared harness; only the session code differs:
 
 A name followed by ``-uvloop`` or ``-asyncio`` runs that client on that event loop (``ours``
 and ``reference`` use asyncio's by default, ``loadgen`` uvloop's), so each layer's share
-shows side by side; ``loadgen@40`` sends 40 ms per message (the load generator's frame knob). The emulator is the load command's (``python -m anunzi_fast.loadtest
---emulator-process``): after each trial it tells what it received and sent, and every sample
-the client sent must have arrived (for ``loadgen``, every sample the emulator sent too).
+shows side by side; ``loadgen@40`` sends 40 ms per message (the load generator's frame knob).
+The emulator is the load command's (``python -m anunzi_fast.loadtest --emulator-process``):
+after each trial it tells what it received and sent, and every sample the client sent must
+have arrived (for ``loadgen``, every sample the emulator sent too).
 
 A trial passes when every session stays open to the end, every microphone block was sent and
 received, the
@@ -299,7 +300,7 @@ async def run_loadgen_trial(implementation: str, sessions: int, seconds: float,
                         driver="light", hangup_after=1.0, reply_timeout=5.0,
                         retry=RetryPolicy(max_attempts=8, initial_backoff=0.05, deadline=60))
     loop = asyncio.get_running_loop()
-    start_at = loop.time() + 0.2 + min(10.0, sessions * 0.02)
+    start_at = loop.time() + 0.2 + min(20.0, sessions * 0.025)
     ticks: list[tuple[float, int]] = []
     pacer = FramePacer(frame_ms / 1000, start_at=start_at,
                        on_tick=lambda lateness, calls: ticks.append((lateness, calls)))
@@ -450,7 +451,7 @@ def test_tick_work_loadgen(benchmark) -> None:  # type: ignore[no-untyped-def]
     """The same tick for a load-generator call: its frame out, one agent frame in."""
     from anunzi_fast import _loadgen
 
-    mic, agent_frame = _tick_inputs()
+    _, agent_frame = _tick_inputs()
     script = CallScript(float_to_pcm16(np.concatenate(speech_like_blocks(5.0))))
     config = CallConfig(assistant_id="echo", api_key="not-a-secret", base_url="http://x.invalid")
     loop = asyncio.new_event_loop()
@@ -638,24 +639,31 @@ def main() -> None:
         def log(figures: dict[str, Any]) -> None:
             print(json.dumps(figures), flush=True)
 
-        # CPU per session-second at a load all sustain: robust to other processes' noise.
-        cpu_cost: dict[str, float] = {}
+        # CPU per session-second at one load for all: robust to other processes' noise. A
+        # trial counts if every block was sent and every sample arrived; its lateness is
+        # logged, but on a shared machine it says more about the neighbours than the client.
+        costs: dict[str, list[float]] = {name: [] for name in args.compare}
         for _ in range(args.repeats):
             for implementation in args.compare:
                 figures = trial_in_subprocess(implementation, args.fixed, args.seconds,
                                               emulator, args.client_cpu)
                 log(figures)
-                cost = figures.get("cpu_ms_per_session_second", float("inf"))
-                if not figures.get("passed"):
-                    cost = float("inf")  # a trial that lost audio or fell behind does not count
-                cpu_cost[implementation] = min(cpu_cost.get(implementation, cost), cost)
+                if (not figures.get("errors") and not figures.get("blocks_missing")
+                        and "cpu_ms_per_session_second" in figures
+                        and not figures.get("uplink_lost")
+                        and (not figures.get("downlink_lost")
+                             or not implementation.startswith("loadgen"))):
+                    costs[implementation].append(figures["cpu_ms_per_session_second"])
+        median = {k: float(np.median(v)) for k, v in costs.items() if v}
         capacity = find_capacities(args, emulator, log) if args.capacity else {}
-        reference_cost = cpu_cost.get("reference", float("nan"))
+        reference_cost = median.get("reference", float("nan"))
         reference_capacity = capacity.get("reference") or float("nan")
         print(json.dumps({
-            "cpu_ms_per_session_second": cpu_cost,
-            "sessions_per_core_by_cpu": {k: 1000 / v for k, v in cpu_cost.items()},
-            "vs_reference_by_cpu": {k: reference_cost / v for k, v in cpu_cost.items()},
+            "fixed_sessions": args.fixed,
+            "cpu_ms_per_session_second_median": median,
+            "cpu_ms_per_session_second_min": {k: min(v) for k, v in costs.items() if v},
+            "sessions_per_core_by_cpu": {k: 1000 / v for k, v in median.items()},
+            "vs_reference_by_cpu": {k: reference_cost / v for k, v in median.items()},
             "sustained_sessions": capacity,
             "vs_reference_sustained": {k: v / reference_capacity for k, v in capacity.items()},
             "criteria": {"p99_lateness_ms": P99_LATENESS_LIMIT * 1000,
