@@ -15,7 +15,7 @@ clock. Both are driven by one shared harness; only the session code differs:
 - ``reference``: a straightforward port of the reference browser client: numpy conversion
   per frame (the ``float32ToInt16`` formula), ``status_client_ready`` on the first block, and
   the worklet's playback queue as a plain list of chunks;
-- ``loadgen``: the load generator's calls (:mod:`anunzi_fast._loadgen`, the light driver:
+- ``loadgen``: the load generator's calls (:mod:`anunzi_fast._light_driver`:
   the sans-I/O protocol over picows, every call's frame sent from one shared clock), on uvloop;
   the same microphone blocks (as PCM16), the same measurements, no speaker (a load generator
   plays nothing), each call hanging up once the agent has answered.
@@ -57,7 +57,8 @@ import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.client import connect as ws_connect
 
-from anunzi_fast._loadgen import CallConfig, CallScript, FramePacer, run_call
+from anunzi_fast._light_driver import FramePacer
+from anunzi_fast._loadgen import CallConfig, CallScript, run_call
 from anunzi_fast._native import float_to_pcm16, pcm16_to_float
 
 if sys.version_info >= (3, 11):
@@ -449,7 +450,7 @@ class _BinaryFrame:
 
 def test_tick_work_loadgen(benchmark) -> None:  # type: ignore[no-untyped-def]
     """The same tick for a load-generator call: its frame out, one agent frame in."""
-    from anunzi_fast import _loadgen
+    from anunzi_fast import _light_driver, _loadgen
 
     _, agent_frame = _tick_inputs()
     script = CallScript(float_to_pcm16(np.concatenate(speech_like_blocks(5.0))))
@@ -457,7 +458,7 @@ def test_tick_work_loadgen(benchmark) -> None:  # type: ignore[no-untyped-def]
     loop = asyncio.new_event_loop()
 
     async def make() -> Any:
-        return _loadgen._LightCall(config, script, lambda *_: None, _loadgen.CallOutcome(),
+        return _light_driver.LightCall(config, script, lambda *_: None, _loadgen.CallOutcome(),
                                    time.monotonic(), FramePacer(TICK))
 
     call = loop.run_until_complete(make())

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from anunzi_fast._light_driver import FramePacer
 from anunzi_fast._loadgen import (
     CallConfig,
     CallOutcome,
     CallScript,
-    FramePacer,
     LoopThread,
     NoReplyError,
     _Turns,
