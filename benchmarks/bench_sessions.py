@@ -14,9 +14,21 @@ clock. Both are driven by one shared harness; only the session code differs:
   agent audio into the native :class:`~anunzi_fast.JitterBuffer`, read by the speaker;
 - ``reference``: a straightforward port of the reference browser client: numpy conversion
   per frame (the ``float32ToInt16`` formula), ``status_client_ready`` on the first block, and
-  the worklet's playback queue as a plain list of chunks.
+  the worklet's playback queue as a plain list of chunks;
+- ``loadgen``: the load generator's calls (:mod:`anunzi_fast._light_driver`:
+  the sans-I/O protocol over picows, every call's frame sent from one shared clock), on uvloop;
+  the same microphone blocks (as PCM16), the same measurements, no speaker (a load generator
+  plays nothing), each call hanging up once the agent has answered.
 
-A trial passes when every session stays open to the end, every microphone block was sent, the
+A name followed by ``-uvloop`` or ``-asyncio`` runs that client on that event loop (``ours``
+and ``reference`` use asyncio's by default, ``loadgen`` uvloop's), so each layer's share
+shows side by side; ``loadgen@40`` sends 40 ms per message (the load generator's frame knob).
+The emulator is the load command's (``python -m anunzi_fast.loadtest --emulator-process``):
+after each trial it tells what it received and sent, and every sample the client sent must
+have arrived (for ``loadgen``, every sample the emulator sent too).
+
+A trial passes when every session stays open to the end, every microphone block was sent and
+received, the
 harness's ticks are late by at most 20 ms at the 99th percentile and 100 ms at worst (a device
 buffer of a few blocks would not lose audio), and agent audio reached every session. The largest
 passing N is reported for each client, with the ratio.
@@ -33,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -46,7 +57,9 @@ import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.client import connect as ws_connect
 
-from anunzi_fast._native import pcm16_to_float
+from anunzi_fast._light_driver import FramePacer
+from anunzi_fast._loadgen import CallConfig, CallScript, run_call
+from anunzi_fast._native import float_to_pcm16, pcm16_to_float
 from anunzi_fast.auth import RetryPolicy, request_session_url
 from anunzi_fast.client import connect
 from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator
@@ -74,6 +87,7 @@ class SessionStats:
 
     blocks_sent: int = 0
     agent_samples: int = 0
+    samples_sent: int = 0
     lateness: list[float] = field(default_factory=list)
     error: str | None = None
 
@@ -180,6 +194,9 @@ IMPLEMENTATIONS: dict[str, Callable[[], Session]] = {
     "ours": OurSession,
     "reference": ReferenceStyleSession,
 }
+# What a trial can run: a client, optionally on another event loop than its default.
+TRIALS = ("reference", "ours", "loadgen")
+VARIANTS = (*TRIALS, "reference-uvloop", "ours-uvloop", "loadgen-asyncio", "loadgen@40")
 
 
 # --- the harness ------------------------------------------------------------------------------
@@ -202,6 +219,8 @@ async def run_session(session: Session, url: str, blocks: list[npt.NDArray[np.fl
             await asyncio.sleep(due + TICK - loop.time())
         stats.agent_samples = session.agent_samples()
         await session.close()
+        stats.samples_sent = stats.blocks_sent * MIC_BLOCK
+        stats.agent_samples = session.agent_samples()  # what arrived until the close
     except Exception as exc:
         stats.error = f"{type(exc).__name__}: {exc}"
 
@@ -209,6 +228,8 @@ async def run_session(session: Session, url: str, blocks: list[npt.NDArray[np.fl
 async def run_trial(implementation: str, sessions: int, seconds: float,
                     base_url: str) -> dict[str, Any]:
     """N sessions at once against the emulator at ``base_url``; the figures of the run."""
+    if implementation.startswith("loadgen"):
+        return await run_loadgen_trial(implementation, sessions, seconds, base_url)
     retry = RetryPolicy(max_attempts=8, initial_backoff=0.05, deadline=60)
     urls = await asyncio.gather(*(
         request_session_url("echo", DEFAULT_API_KEY, base_url=base_url, retry=retry)
@@ -230,7 +251,7 @@ async def run_trial(implementation: str, sessions: int, seconds: float,
     await asyncio.gather(
         sample_cpu(start_at + 0.25),
         sample_cpu(start_at + 0.25 + steady_seconds),
-        *(run_session(IMPLEMENTATIONS[implementation](), url, blocks,
+        *(run_session(IMPLEMENTATIONS[implementation.split("-")[0]](), url, blocks,
                       start_at + TICK * index / sessions, stats)
           for index, (url, stats) in enumerate(zip(urls, all_stats, strict=True))))
     lateness = np.array([x for s in all_stats for x in s.lateness] or [0.0])
@@ -248,7 +269,13 @@ async def run_trial(implementation: str, sessions: int, seconds: float,
         # One core's worth of these sessions: 1000 / this figure.
         "cpu_ms_per_session_second": (steady_cpu[1] - steady_cpu[0]) * 1000
         / (sessions * steady_seconds),
+        "samples_sent": sum(s.samples_sent for s in all_stats),
+        "samples_received": sum(s.agent_samples for s in all_stats),
     }
+    return _judge(figures)
+
+
+def _judge(figures: dict[str, Any]) -> dict[str, Any]:
     figures["passed"] = (
         figures["errors"] == 0
         and figures["blocks_missing"] == 0
@@ -259,12 +286,68 @@ async def run_trial(implementation: str, sessions: int, seconds: float,
     return figures
 
 
+async def run_loadgen_trial(implementation: str, sessions: int, seconds: float,
+                            base_url: str) -> dict[str, Any]:
+    """N load-generator calls at once, the same microphone blocks, one shared frame clock."""
+    blocks = speech_like_blocks(seconds)
+    frame_ms = float(implementation.partition("@")[2] or TICK * 1000)
+    script = CallScript(float_to_pcm16(np.concatenate(blocks)), frame_ms=frame_ms)
+    config = CallConfig(assistant_id="echo", api_key=DEFAULT_API_KEY, base_url=base_url,
+                        driver="light", hangup_after=1.0, reply_timeout=5.0,
+                        retry=RetryPolicy(max_attempts=8, initial_backoff=0.05, deadline=60))
+    loop = asyncio.get_running_loop()
+    start_at = loop.time() + 0.2 + min(20.0, sessions * 0.025)
+    ticks: list[tuple[float, int]] = []
+    pacer = FramePacer(frame_ms / 1000, start_at=start_at,
+                       on_tick=lambda lateness, calls: ticks.append((lateness, calls)))
+    connected: list[float] = []
+    steady_cpu: list[float] = []
+
+    def report(kind: str, value: float | None, error: Exception | None, length: int) -> None:
+        if kind == "connect" and error is None:
+            connected.append(loop.time())
+
+    async def sample_cpu(at: float) -> None:
+        await asyncio.sleep(at - loop.time())
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        steady_cpu.append(usage.ru_utime + usage.ru_stime)
+
+    steady_seconds = len(blocks) * TICK - 0.5
+    _, _, *outcomes = await asyncio.gather(
+        sample_cpu(start_at + 0.25), sample_cpu(start_at + 0.25 + steady_seconds),
+        *(run_call(config, script, report, pacer) for _ in range(sessions)))
+    weights = np.array([calls for _, calls in ticks] or [1])
+    lateness = np.repeat(np.array([late for late, _ in ticks] or [0.0]), weights)
+    errors = [f"{type(o.error).__name__}: {o.error}" for o in outcomes if o.error]
+    figures = {
+        "implementation": implementation,
+        "sessions": sessions,
+        "seconds": seconds,
+        "errors": len(errors) + sum(1 for at in connected if at > start_at),
+        "first_error": errors[0] if errors else None,
+        "blocks_missing": sum(max(0, len(blocks) * MIC_BLOCK - o.metrics.samples_sent)
+                              for o in outcomes) // MIC_BLOCK,
+        "sessions_without_agent_audio": sum(1 for o in outcomes
+                                            if o.metrics.samples_received == 0),
+        "lateness_p99_ms": float(np.percentile(lateness, 99) * 1000),
+        "lateness_max_ms": float(lateness.max() * 1000),
+        "cpu_ms_per_session_second": (steady_cpu[1] - steady_cpu[0]) * 1000
+        / (sessions * steady_seconds),
+        "samples_sent": sum(o.metrics.samples_sent for o in outcomes),
+        "samples_received": sum(o.metrics.samples_received for o in outcomes),
+        "turns": sum(len(o.metrics.turn_latencies) for o in outcomes),
+    }
+    if any(at > start_at for at in connected):
+        figures["first_error"] = "a call connected after the common start (setup too slow)"
+    return _judge(figures)
+
+
 # --- pytest: a short smoke run ----------------------------------------------------------------
 
 
 async def test_both_clients_sustain_a_few_realtime_sessions() -> None:
     async with asyncio.timeout(30), Emulator(pace="realtime", record_audio=False) as emulator:
-        for implementation in IMPLEMENTATIONS:
+        for implementation in TRIALS:
             figures = await run_trial(implementation, 4, 2.0, emulator.base_url)
             assert figures["errors"] == 0, figures
             assert figures["blocks_missing"] == 0, figures
@@ -338,6 +421,58 @@ def test_tick_work_reference(benchmark) -> None:  # type: ignore[no-untyped-def]
     assert session.agent_samples() > 0
 
 
+class _NullTransport:
+    """Stands in for picows' transport: sending costs nothing."""
+
+    is_close_frame_sent = False
+
+    def send(self, kind: object, message: object) -> None:
+        return None
+
+
+class _BinaryFrame:
+    """Stands in for a received picows frame of agent audio."""
+
+    def __init__(self, payload: bytes) -> None:
+        import picows
+
+        self.msg_type = picows.WSMsgType.BINARY
+        self._payload = payload
+
+    def get_payload_as_bytes(self) -> bytes:
+        return self._payload
+
+
+def test_tick_work_loadgen(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """The same tick for a load-generator call: its frame out, one agent frame in."""
+    from anunzi_fast import _light_driver, _loadgen
+
+    _, agent_frame = _tick_inputs()
+    script = CallScript(float_to_pcm16(np.concatenate(speech_like_blocks(5.0))))
+    config = CallConfig(assistant_id="echo", api_key="not-a-secret", base_url="http://x.invalid")
+    loop = asyncio.new_event_loop()
+
+    async def make() -> Any:
+        return _light_driver.LightCall(config, script, lambda *_: None, _loadgen.CallOutcome(),
+                                   time.monotonic(), FramePacer(TICK))
+
+    call = loop.run_until_complete(make())
+    call.transport = _NullTransport()
+    frame = _BinaryFrame(agent_frame)
+
+    def tick() -> None:
+        if call.frame_index == len(script.frames):
+            call.frame_index = 0  # speak again: the hang-up needs a running loop
+        call.on_tick(0.0)
+        call.on_frame(frame)
+
+    try:
+        benchmark(tick)
+    finally:
+        loop.close()
+    assert call.protocol.samples_sent > 0 and call.protocol.samples_received > 0
+
+
 def test_capacity_search_doubles_then_bisects() -> None:
     search = CapacitySearch("ours", 16)
     limit = 100  # trials pass up to this many sessions
@@ -357,17 +492,55 @@ def _pin(cpu: int | None) -> list[str]:
     return [] if cpu is None else ["taskset", "-c", str(cpu)]
 
 
-def trial_in_subprocess(implementation: str, sessions: int, seconds: float, base_url: str,
-                        cpu: int | None) -> dict[str, Any]:
+class EmulatorProcess:
+    """The load command's emulator, pinned to its own CPU; it tells what it received and sent."""
+
+    def __init__(self, cpu: int | None) -> None:
+        self.process = subprocess.Popen(
+            [*_pin(cpu), sys.executable, "-m", "anunzi_fast.loadtest", "--emulator-process"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.base_url = self.process.stdout.readline().strip()
+
+    def totals(self) -> dict[str, int]:
+        """Samples received and sent by its closed sessions so far, once all have closed."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        for _ in range(50):
+            self.process.stdin.write("totals\n")
+            self.process.stdin.flush()
+            totals: dict[str, int] = json.loads(self.process.stdout.readline())
+            if not totals["open_sessions"]:
+                break
+            time.sleep(0.2)
+        return totals
+
+    def stop(self) -> None:
+        self.process.communicate(timeout=60)
+
+
+def trial_in_subprocess(implementation: str, sessions: int, seconds: float,
+                        emulator: EmulatorProcess, cpu: int | None) -> dict[str, Any]:
+    before = emulator.totals()
     command = [*_pin(cpu), sys.executable, __file__, "--trial", implementation,
-               "--sessions", str(sessions), "--seconds", str(seconds), "--base-url", base_url]
+               "--sessions", str(sessions), "--seconds", str(seconds),
+               "--base-url", emulator.base_url]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120,
                                check=False)
+    after = emulator.totals()
     if completed.returncode != 0:
         return {"implementation": implementation, "sessions": sessions, "passed": False,
                 "returncode": completed.returncode,
                 "first_error": completed.stderr.strip().splitlines()[-3:]}
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    # Every sample the client sent arrived; the load generator hangs up once the agent is
+    # done, so what the emulator sent must have arrived too (the others close on the clock).
+    result["uplink_lost"] = abs(result["samples_sent"] - (
+        after["user_samples_received"] - before["user_samples_received"]))
+    result["downlink_lost"] = abs(result["samples_received"] - (
+        after["agent_samples_sent"] - before["agent_samples_sent"]))
+    accounted = result["uplink_lost"] == 0 and (
+        result["downlink_lost"] == 0 or not implementation.startswith("loadgen"))
+    result["passed"] = bool(result["passed"]) and accounted
     return result
 
 
@@ -394,23 +567,23 @@ class CapacitySearch:
             self.sessions = (self.passed + self.failed) // 2
 
 
-def find_capacities(args: argparse.Namespace, base_url: str,
+def find_capacities(args: argparse.Namespace, emulator: EmulatorProcess,
                     log: Callable[[dict[str, Any]], None]) -> dict[str, int]:
     """The largest passing N of each implementation, their trials interleaved.
 
-    Interleaving matters on a shared machine: load that comes and goes then hits both
+    Interleaving matters on a shared machine: load that comes and goes then hits all
     clients alike instead of biasing whichever ran during it.
     """
-    searches = [CapacitySearch(name, args.start) for name in ("reference", "ours")]
+    searches = [CapacitySearch(name, args.start) for name in args.capacity]
     deadline = time.monotonic() + args.budget
     while time.monotonic() < deadline and not all(search.done for search in searches):
         for search in searches:
             if not search.done:
                 # A failure is tried again once: on a shared machine a stall caused by another
-                # process is not the client's fault. Both clients get the same second chance.
+                # process is not the client's fault. Every client gets the same second chance.
                 for _ in range(1 + args.retries):
                     figures = trial_in_subprocess(search.implementation, search.sessions,
-                                                  args.seconds, base_url, args.client_cpu)
+                                                  args.seconds, emulator, args.client_cpu)
                     log(figures)
                     if figures["passed"]:
                         break
@@ -418,9 +591,23 @@ def find_capacities(args: argparse.Namespace, base_url: str,
     return {search.implementation: search.passed for search in searches}
 
 
+def _run_trial_here(implementation: str, sessions: int, seconds: float,
+                    base_url: str) -> dict[str, Any]:
+    loop_name = implementation.partition("@")[0].partition("-")[2] or (
+        "uvloop" if implementation.startswith("loadgen") else "asyncio")
+    if loop_name == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run_trial(implementation, sessions, seconds, base_url))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--trial", choices=sorted(IMPLEMENTATIONS))
+    parser.add_argument("--trial", choices=VARIANTS)
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--base-url")
@@ -434,43 +621,51 @@ def main() -> None:
                         help="repeats of a failed capacity trial before it counts as failed")
     parser.add_argument("--repeats", type=int, default=2,
                         help="interleaved runs of the fixed-load comparison")
+    parser.add_argument("--compare", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                        help="clients of the fixed-load CPU comparison")
+    parser.add_argument("--capacity", nargs="*", choices=VARIANTS, default=["reference", "ours"],
+                        help="clients whose sustained sessions are searched (none: skip)")
     args = parser.parse_args()
     if args.trial:
-        print(json.dumps(asyncio.run(run_trial(args.trial, args.sessions, args.seconds,
-                                               args.base_url))))
+        print(json.dumps(_run_trial_here(args.trial, args.sessions, args.seconds,
+                                         args.base_url)))
         return
-    env = {**os.environ}
-    emulator = subprocess.Popen(
-        [*_pin(args.emulator_cpu), sys.executable, "-m", "anunzi_fast", "serve", "--port", "0",
-         "--pace", "realtime", "--token-ttl", "600"],
-        stdout=subprocess.PIPE, text=True, env=env)
+    emulator = EmulatorProcess(args.emulator_cpu)
     try:
-        assert emulator.stdout is not None
-        base_url = emulator.stdout.readline().split()[-1]
-
         def log(figures: dict[str, Any]) -> None:
             print(json.dumps(figures), flush=True)
 
-        # CPU per session-second at a load both sustain: robust to other processes' noise.
-        cpu_cost: dict[str, float] = {}
+        # CPU per session-second at one load for all: robust to other processes' noise. A
+        # trial counts if every block was sent and every sample arrived; its lateness is
+        # logged, but on a shared machine it says more about the neighbours than the client.
+        costs: dict[str, list[float]] = {name: [] for name in args.compare}
         for _ in range(args.repeats):
-            for implementation in ("reference", "ours"):
+            for implementation in args.compare:
                 figures = trial_in_subprocess(implementation, args.fixed, args.seconds,
-                                              base_url, args.client_cpu)
+                                              emulator, args.client_cpu)
                 log(figures)
-                cost = figures.get("cpu_ms_per_session_second", float("inf"))
-                cpu_cost[implementation] = min(cpu_cost.get(implementation, cost), cost)
-        capacity = find_capacities(args, base_url, log)
-        ratio = capacity["ours"] / capacity["reference"] if capacity["reference"] else float("nan")
-        print(json.dumps({"cpu_ms_per_session_second": cpu_cost,
-                          "sessions_per_core_by_cpu": {k: 1000 / v for k, v in cpu_cost.items()},
-                          "cpu_ratio": cpu_cost["reference"] / cpu_cost["ours"],
-                          "sustained_sessions": capacity, "ratio": ratio,
-                          "criteria": {"p99_lateness_ms": P99_LATENESS_LIMIT * 1000,
-                                       "max_lateness_ms": MAX_LATENESS_LIMIT * 1000}}))
+                if (not figures.get("errors") and not figures.get("blocks_missing")
+                        and "cpu_ms_per_session_second" in figures
+                        and not figures.get("uplink_lost")
+                        and (not figures.get("downlink_lost")
+                             or not implementation.startswith("loadgen"))):
+                    costs[implementation].append(figures["cpu_ms_per_session_second"])
+        median = {k: float(np.median(v)) for k, v in costs.items() if v}
+        capacity = find_capacities(args, emulator, log) if args.capacity else {}
+        reference_cost = median.get("reference", float("nan"))
+        reference_capacity = capacity.get("reference") or float("nan")
+        print(json.dumps({
+            "fixed_sessions": args.fixed,
+            "cpu_ms_per_session_second_median": median,
+            "cpu_ms_per_session_second_min": {k: min(v) for k, v in costs.items() if v},
+            "sessions_per_core_by_cpu": {k: 1000 / v for k, v in median.items()},
+            "vs_reference_by_cpu": {k: reference_cost / v for k, v in median.items()},
+            "sustained_sessions": capacity,
+            "vs_reference_sustained": {k: v / reference_capacity for k, v in capacity.items()},
+            "criteria": {"p99_lateness_ms": P99_LATENESS_LIMIT * 1000,
+                         "max_lateness_ms": MAX_LATENESS_LIMIT * 1000}}))
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        emulator.stop()
 
 
 if __name__ == "__main__":

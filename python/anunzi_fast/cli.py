@@ -1,4 +1,4 @@
-"""The ``anunzi-fast`` command: ``demo``, ``call``, ``serve`` and ``devices``.
+"""The ``anunzi-fast`` command: ``demo``, ``call``, ``serve``, ``devices`` and ``load``.
 
 Exit codes (one map, :data:`anunzi_fast.errors.EXIT_CODES`): 0 done; 2 usage (bad arguments,
 unreadable input, no audio device, a busy port); 3 credentials, permission or unknown
@@ -137,8 +137,19 @@ async def _command_devices(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _command_load(args: argparse.Namespace) -> int:
+    # Locust runs in its own processes: this one stays free of gevent's monkey-patching.
+    from .loadtest import LoadOptions, run_load
+
+    return await run_load(LoadOptions(
+        report=args.report, emulator=args.emulator, base_url=args.base_url,
+        assistant_id=args.assistant_id, api_key=args.api_key, users=args.users,
+        spawn_rate=args.spawn_rate, run_time=args.run_time, processes=args.processes,
+        input=args.input, frame_ms=args.frame_ms, driver=args.driver, verbose=args.verbose))
+
+
 _COMMANDS = {"demo": _command_demo, "call": _command_call, "serve": _command_serve,
-             "devices": _command_devices}
+             "devices": _command_devices, "load": _command_load}
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -260,7 +271,42 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="list audio input and output devices",
                                   description="List the audio devices (needs sounddevice).")
     _add_verbose(devices, top=False)
+    _add_load_parser(commands)
     return parser
+
+
+def _add_load_parser(commands: Any) -> None:
+    load = commands.add_parser(
+        "load", formatter_class=_Formatter, help="load-test an agent with many callers (Locust)",
+        description="Run many real-time calls at once on Locust, headless, and write Locust's "
+                    "HTML and CSV reports and summary.json into the report folder. Exit 0 when "
+                    "every call completed and no sample was lost. Needs the load extra: "
+                    'pip install "anunzi-fast[load]".')
+    target = load.add_mutually_exclusive_group(required=True)
+    target.add_argument("--emulator", action="store_true",
+                        help="start the embedded emulator, in its own process, and call it")
+    target.add_argument("--base-url", metavar="URL", help="the service's token route base URL")
+    load.add_argument("--assistant-id", metavar="ID",
+                      help="the agent to call (with --emulator: 'echo' by default)")
+    load.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${API_KEY_ENV})")
+    load.add_argument("--users", type=_POSITIVE_INT, default=10, metavar="N",
+                      help="concurrent callers")
+    load.add_argument("--spawn-rate", type=_POSITIVE_FLOAT, default=10.0, metavar="R",
+                      help="callers started per second")
+    load.add_argument("--run-time", default="60s", metavar="TIME",
+                      help="how long to start calls (e.g. 60s, 5m); calls under way then finish")
+    load.add_argument("--processes", type=_POSITIVE_INT, default=1, metavar="P",
+                      help="load generator processes (Locust workers)")
+    load.add_argument("--input", metavar="WAV",
+                      help="what each caller says; the bundled speech sample by default")
+    load.add_argument("--frame-ms", type=_POSITIVE_FLOAT, default=20.0, metavar="MS",
+                      help="audio per message")
+    load.add_argument("--driver", choices=("light", "client"),
+                      help="light (picows, the default when installed) or client "
+                           "(anunzi_fast.connect)")
+    load.add_argument("--report", default="anunzi-load-report", metavar="DIR",
+                      help="folder for report.html, locust_*.csv, locust.log and summary.json")
+    _add_verbose(load, top=False)
 
 
 def _version() -> str:

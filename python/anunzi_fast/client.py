@@ -162,6 +162,7 @@ class Call:
     @property
     def metrics(self) -> CallMetrics:
         """The call's figures so far (a live object, its counters refreshed on access)."""
+        self._turns.listen()
         self._metrics.samples_sent = self._protocol.samples_sent
         self._metrics.samples_received = self._protocol.samples_received
         if self._playback is not None:
@@ -289,7 +290,8 @@ class Call:
             return await self._send_pcm16_locked(self._encoder.flush())
 
     async def _send_pcm16_locked(self, pcm16: npt.NDArray[np.int16]) -> int:
-        await self._send_client_ready_locked()
+        if not self._protocol.ready_sent:
+            await self._send_client_ready_locked()
         # Usually one frame: no slicing then.
         frames = [pcm16] if 0 < len(pcm16) <= MAX_FRAME_SAMPLES else [
             pcm16[start : start + MAX_FRAME_SAMPLES]

@@ -59,7 +59,8 @@ CLIENT_READY_MESSAGE: Final = json.dumps({"type": TYPE_CLIENT_READY})
 AGENT_READY_MESSAGE: Final = json.dumps({"type": TYPE_AGENT_READY})
 
 _PCM16_LE: Final = np.dtype("<i2")
-_LITTLE_ENDIAN: Final = np.dtype(np.int16) == _PCM16_LE
+_INT16: Final = np.dtype(np.int16)
+_LITTLE_ENDIAN: Final = _INT16 == _PCM16_LE
 # Keep error events small: a peer could send megabytes of garbage.
 _EXCERPT_CHARS: Final = 120
 
@@ -217,7 +218,14 @@ class SessionProtocol:
             One :class:`AgentAudio` (client side) or :class:`UserAudio` (server side) event, or
             none if the frame, with the byte carried from the previous one, holds no sample.
         """
-        samples = self._samples_of(data)
+        if type(data) is bytes and not self._carry and not len(data) % 2 and _LITTLE_ENDIAN:
+            # The usual frame: immutable, whole samples, nothing carried. A read-only view.
+            self.bytes_received += len(data)
+            if not data:
+                return []
+            samples: npt.NDArray[np.int16] | None = np.frombuffer(data, np.int16)
+        else:
+            samples = self._samples_of(data)
         if samples is None:
             return []
         self.samples_received += len(samples)
@@ -302,7 +310,7 @@ class SessionProtocol:
         Raises:
             InvalidArgumentError: If ``samples`` is not a 1-D int16 array (the caller's bug).
         """
-        if not isinstance(samples, np.ndarray) or samples.dtype != np.int16 or samples.ndim != 1:
+        if not isinstance(samples, np.ndarray) or samples.dtype != _INT16 or samples.ndim != 1:
             raise InvalidArgumentError("encode_audio takes a 1-D int16 array")
         wire = np.ascontiguousarray(samples, dtype=_PCM16_LE)
         self.samples_sent += len(wire)
