@@ -23,7 +23,7 @@ clock. Both are driven by one shared harness; only the session code differs:
 A name followed by ``-uvloop`` or ``-asyncio`` runs that client on that event loop (``ours``
 and ``reference`` use asyncio's by default, ``loadgen`` uvloop's), so each layer's share
 shows side by side; ``loadgen@40`` sends 40 ms per message (the load generator's frame knob).
-The emulator is the load command's (``python -m anunzi_fast.loadtest --emulator-process``):
+The emulator is the load command's (``python -m anunzi_fast.emulator.process``):
 after each trial it tells what it received and sent, and every sample the client sent must
 have arrived (for ``loadgen``, every sample the emulator sent too).
 
@@ -497,7 +497,7 @@ class EmulatorProcess:
 
     def __init__(self, cpu: int | None) -> None:
         self.process = subprocess.Popen(
-            [*_pin(cpu), sys.executable, "-m", "anunzi_fast.loadtest", "--emulator-process"],
+            [*_pin(cpu), sys.executable, "-m", "anunzi_fast.emulator.process"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         self.base_url = self.process.stdout.readline().strip()

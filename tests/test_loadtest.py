@@ -29,11 +29,11 @@ from anunzi_fast._loadgen import (
     CallConfig,
     CallOutcome,
     CallScript,
-    LoopThread,
     NoReplyError,
     _Turns,
     run_call,
 )
+from anunzi_fast._loop_thread import LoopThread
 from anunzi_fast.emulator import DEFAULT_API_KEY, Emulator, Fault
 from anunzi_fast.errors import (
     AgentNotReadyError,
@@ -348,8 +348,8 @@ def test_importing_the_package_and_loadtest_does_not_import_locust() -> None:
 @pytest.fixture
 def emulator_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The load command's emulator, in its own process (as Locust tests need)."""
-    process = subprocess.Popen([sys.executable, "-m", "anunzi_fast.loadtest",
-                                "--emulator-process"], stdin=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "anunzi_fast.emulator.process"],
+                               stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     try:

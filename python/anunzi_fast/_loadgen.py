@@ -10,8 +10,7 @@ or gevent, so it is tested and benchmarked on its own.
   carries the sans-I/O :class:`~anunzi_fast.protocol.SessionProtocol` over a picows
   connection, the next frame of every call sent from one clock; ``"client"`` runs
   :func:`anunzi_fast.connect`, the public client, one task per call.
-- :class:`LoopThread`: the asyncio loop of a process (uvloop when installed), in its own OS
-  thread, which runs calls and reports each measurement through a callback as it happens.
+(:mod:`anunzi_fast._loop_thread` runs them in an OS thread beside Locust's gevent.)
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ import asyncio
 import collections
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +51,6 @@ __all__ = [
     "CallConfig",
     "CallOutcome",
     "CallScript",
-    "LoopThread",
     "NoReplyError",
     "ScriptedVad",
     "default_driver",
@@ -398,119 +396,3 @@ async def _run_client_call(config: CallConfig, script: CallScript, report: Repor
         outcome.metrics = call.metrics
         outcome.close_code = call.close_code
         turns.update(outcome.metrics)
-
-
-# --- the loop thread ----------------------------------------------------------------------------
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when it is installed (a third of asyncio's cost per frame), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
-class CallHandle:
-    """A call running on a :class:`LoopThread`; :meth:`cancel` hangs it up (thread-safe)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.task: asyncio.Task[Any] | None = None
-        self._cancelled = False
-
-    def cancel(self) -> None:
-        self._loop.call_soon_threadsafe(self._cancel)
-
-    def _cancel(self) -> None:
-        self._cancelled = True
-        if self.task is not None:
-            self.task.cancel()
-
-
-class LoopThread:
-    """A process's asyncio loop, in its own OS thread.
-
-    Args:
-        start_thread: Starts ``function()`` in a new OS thread (``_thread.start_new_thread``
-            by default; under gevent, pass the unpatched one).
-    """
-
-    def __init__(self, start_thread: Callable[[Callable[[], None], tuple[()]], object]
-                 | None = None) -> None:
-        if start_thread is None:
-            import _thread
-
-            start_thread = _thread.start_new_thread
-        self._start_thread = start_thread
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    def start(self) -> None:
-        """Create the loop and start its thread (idempotent)."""
-        if self.loop is not None:
-            return
-        self.loop = new_event_loop()
-        self._start_thread(self._run, ())
-
-    def _run(self) -> None:
-        loop = self.loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-            # Stopped: cancelled calls hang up (within their close timeout), then it closes.
-            pending = asyncio.all_tasks(loop)
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=10))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-
-    def stop(self) -> None:
-        """Cancel the calls under way and stop the loop; its thread then closes it
-        (thread-safe; the thread ends shortly after)."""
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            return
-
-        def stop() -> None:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.stop()
-
-        loop.call_soon_threadsafe(stop)
-
-    def spawn(self, coroutine: Callable[[], Coroutine[Any, Any, CallOutcome]],
-              on_done: Callable[[CallOutcome | BaseException], None]) -> CallHandle:
-        """Run ``coroutine()`` on the loop; ``on_done`` gets its result or exception, in the
-        loop's thread."""
-        self.start()
-        assert self.loop is not None
-        handle = CallHandle(self.loop)
-
-        def start() -> None:
-            if handle._cancelled:
-                on_done(asyncio.CancelledError())
-                return
-            handle.task = task = asyncio.ensure_future(coroutine())
-
-            def finished(done: asyncio.Task[CallOutcome]) -> None:
-                if done.cancelled():
-                    on_done(asyncio.CancelledError())
-                elif done.exception() is not None:
-                    on_done(done.exception())  # type: ignore[arg-type]
-                else:
-                    on_done(done.result())
-
-            task.add_done_callback(finished)
-
-        self.loop.call_soon_threadsafe(start)
-        return handle
-
-    def call_soon(self, function: Callable[[], Any]) -> None:
-        """Run ``function()`` on the loop's thread."""
-        self.start()
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(function)

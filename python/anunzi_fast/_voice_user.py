@@ -2,7 +2,7 @@
 
 Imported through ``anunzi_fast.loadtest.VoiceUser`` only: importing Locust monkey-patches the
 process with gevent. The calls themselves run on an asyncio loop in a real OS thread of each
-Locust process (:class:`~anunzi_fast._loadgen.LoopThread`); their measurements come back to
+Locust process (:class:`~anunzi_fast._loop_thread.LoopThread`); their measurements come back to
 gevent's thread through the hub's thread-safe callbacks, where they are fired as Locust
 requests and tallied. Workers send their tally to the master with each report; the master (or
 a single process) prints progress and writes ``summary.json``.
@@ -34,10 +34,10 @@ from ._loadgen import (
     CallConfig,
     CallOutcome,
     CallScript,
-    LoopThread,
     default_driver,
     run_call,
 )
+from ._loop_thread import LoopThread
 from ._redact import install_log_redaction, redact_url, register_secret
 from .auth import API_KEY_ENV, DEFAULT_BASE_URL, _validate_api_key
 from .errors import AnunziError, InvalidArgumentError

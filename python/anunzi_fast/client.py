@@ -180,9 +180,7 @@ class Call:
         return self._protocol.close_reason if self.state is CallState.CLOSED else ""
 
     def _in_state(self, *states: CallState) -> bool:
-        # A method, not an inline comparison: the state changes across awaits, which type
-        # checkers' narrowing of an attribute does not know.
-        return self.state in states
+        return self.state in states  # not inline: mypy's narrowing ignores awaits
 
     def __repr__(self) -> str:
         # Never the session URL: it carries the token.

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TextIO
 from . import errors
 from ._redact import redact, redact_url, register_secret
 from .auth import API_KEY_ENV, _validate_api_key, _validate_assistant_id, _validate_base_url
+from .emulator.process import start_emulator_process
 from .errors import EXIT_NETWORK, EXIT_OK, InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -301,7 +302,7 @@ async def run_load(options: LoadOptions, out: TextIO = sys.stdout, err: TextIO =
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         emulator_cpus = set(cpus[-1:]) if options.emulator and len(cpus) >= 2 else None
         load_cpus = set(cpus[:-1]) if emulator_cpus else None
-        emulator = await _start_emulator(emulator_cpus) if options.emulator else None
+        emulator = await start_emulator_process(emulator_cpus) if options.emulator else None
         try:
             base_url = emulator.base_url if emulator else str(options.base_url)
             where = "the embedded emulator" if emulator else redact_url(base_url)
@@ -447,103 +448,3 @@ def print_load_summary(summary: dict[str, Any], report: str, out: TextIO) -> Non
     print(f"report              {report} (report.html, locust_*.csv, locust.log, "
           f"{SUMMARY_FILE})",
           file=out)
-
-
-# --- the embedded emulator, in its own process -------------------------------------------------
-
-
-class _EmulatorProcess:
-    def __init__(self, process: asyncio.subprocess.Process, base_url: str) -> None:
-        self.process = process
-        self.base_url = base_url
-
-    async def stop(self) -> dict[str, int] | None:
-        """Stop it (stdin closed); return its totals."""
-        process = self.process
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.close()
-        try:
-            line = await asyncio.wait_for(process.stdout.readline(), 30)
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            return None
-        try:
-            totals: dict[str, int] = json.loads(line)
-        except ValueError:
-            return None
-        return totals
-
-
-async def _start_emulator(cpus: set[int] | None) -> _EmulatorProcess:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "anunzi_fast.loadtest", "--emulator-process",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    if cpus:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(process.pid, cpus)
-    assert process.stdout is not None
-    try:
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
-    except TimeoutError:
-        line = b""
-    if not line.startswith(b"http://"):
-        process.kill()
-        await process.wait()
-        raise errors.AnunziError("the embedded emulator did not start")
-    return _EmulatorProcess(process, line.decode().strip())
-
-
-async def _serve_emulator() -> None:
-    """The emulator of ``load --emulator``: prints its URL, serves until stdin closes, then
-    prints what its sessions received and sent, as one JSON line (also, so far, for each
-    ``totals`` line read: benchmarks account for each trial)."""
-    from .emulator import Emulator
-
-    emulator = Emulator(pace="realtime", record_audio=False, token_ttl=600,
-                        max_session_records=1_000_000)
-    totals = {"sessions": 0, "user_samples_received": 0, "agent_samples_sent": 0}
-
-    def fold(everything: bool = False) -> None:
-        # Closed sessions are added up and forgotten: memory stays bounded by the open ones.
-        still_open = []
-        for record in emulator.sessions:
-            if record.closed.is_set() or everything:
-                totals["sessions"] += 1
-                totals["user_samples_received"] += record.protocol.samples_received
-                totals["agent_samples_sent"] += record.protocol.samples_sent
-            else:
-                still_open.append(record)
-        emulator.sessions.clear()
-        emulator.sessions.extend(still_open)
-
-    async def fold_forever() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            fold()
-
-    await emulator.start()
-    print(emulator.base_url, flush=True)
-    folding = asyncio.create_task(fold_forever())
-    while (await asyncio.to_thread(sys.stdin.buffer.readline)).strip() == b"totals":
-        fold()
-        print(json.dumps({**totals, "open_sessions": len(emulator.sessions)}), flush=True)
-    folding.cancel()
-    await emulator.stop()
-    fold(everything=True)
-    totals["token_requests"] = emulator.token_requests
-    print(json.dumps(totals), flush=True)
-
-
-def _main(argv: list[str]) -> None:
-    if argv == ["--emulator-process"]:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve_emulator())
-        return
-    print(redact("usage: anunzi-fast load --help"), file=sys.stderr)
-    sys.exit(2)
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
