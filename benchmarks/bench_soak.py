@@ -161,7 +161,9 @@ class SoakSession:
     assistant_id: str
     session: OurSession = field(default_factory=OurSession)
     blocks_sent: int = 0
-    lateness: list[float] = field(default_factory=list)
+    # Allocated once: a list growing by 50 floats a second per session would be the harness's
+    # own RSS growth, not the client's.
+    lateness: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     error: str | None = None
     streaming_done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -170,13 +172,14 @@ async def _stream(s: SoakSession, url: str, blocks: int, start_at: float) -> Non
     """Mic out and speaker in every 20 ms, on schedule, for ``blocks`` ticks."""
     loop = asyncio.get_running_loop()
     out = np.zeros(SPEAKER_BLOCK, np.float32)
+    s.lateness = np.zeros(blocks, np.float32)
     try:
         await s.session.open(url)
         await asyncio.sleep(start_at - loop.time())
         pattern = itertools.cycle(PATTERN)
         for index in range(blocks):
             due = start_at + index * TICK
-            s.lateness.append(max(0.0, loop.time() - due))
+            s.lateness[index] = max(0.0, loop.time() - due)
             await s.session.on_mic_block(next(pattern))
             s.blocks_sent += 1
             s.session.on_speaker_block(out)
@@ -309,7 +312,7 @@ def _figures(soaks: list[SoakSession], records: dict[str, dict[str, Any]],
             assert stats.samples_in == stats.samples_out + stats.dropped + stats.buffered
             jitter_dropped += stats.dropped
             underruns += stats.underruns
-    lateness = np.array([x for s in soaks for x in s.lateness] or [0.0])
+    lateness = np.concatenate([s.lateness[: s.blocks_sent] for s in soaks] + [np.zeros(1)])
     client = [(t, c) for t, c, _ in rss_samples if c is not None]
     emulator = [(t, e) for t, _, e in rss_samples if e is not None]
     since = streaming_from + warmup
