@@ -19,7 +19,9 @@ sessions close, and the samples are counted:
 Both must match exactly (the test asserts that no sample is lost either way). The client's RSS
 (``VmRSS``) is sampled every second, the emulator's too; the report gives RSS at the start,
 after the warm-up and at the end of streaming, and the growth per minute after the warm-up
-(end minus warm-up, and the least-squares slope of the samples).
+(end minus warm-up, and the least-squares slope of the samples). The warm-up (40 % of the
+run, at most 120 s) must outlast per-session state that fills before it is bounded: the
+client's turn clock keeps the last 4096 frames sent (82 s), about 0.5 MB a session.
 
 Under pytest the soak runs in the test process, its size from ``ANUNZI_SOAK_SESSIONS`` and
 ``ANUNZI_SOAK_SECONDS``: by default 8 sessions for 40 s with ``--benchmark-only`` (about a
@@ -37,6 +39,7 @@ import json
 import os
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,9 @@ SECONDS_ENV = "ANUNZI_SOAK_SECONDS"
 DEFAULTS = {"benchmark": (8, 40.0), "smoke": (2, 3.0)}
 # The speech pattern repeats every 2.5 s: one period of blocks, cycled, keeps memory flat.
 PATTERN = speech_like_blocks(2.5)
+# Per-session state that fills up before it is bounded must not count as growth: the client's
+# turn clock keeps 4096 sent frames of history (82 s of 20 ms frames, about 0.5 MB a session).
+WARMUP_LIMIT = 120.0
 DRAIN_STABLE = 1.0  # seconds without a new agent byte before the drain counts as done
 DRAIN_LIMIT = 45.0  # queued answers are bounded by the emulator (30 s); a drain longer fails
 
@@ -161,8 +167,8 @@ class SoakSession:
     assistant_id: str
     session: OurSession = field(default_factory=OurSession)
     blocks_sent: int = 0
-    # Allocated once: a list growing by 50 floats a second per session would be the harness's
-    # own RSS growth, not the client's.
+    # Allocated and touched once: a list growing by 50 floats a second per session (or pages
+    # of np.zeros mapped as they are first written) would be the harness's own RSS growth.
     lateness: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     error: str | None = None
     streaming_done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -172,7 +178,7 @@ async def _stream(s: SoakSession, url: str, blocks: int, start_at: float) -> Non
     """Mic out and speaker in every 20 ms, on schedule, for ``blocks`` ticks."""
     loop = asyncio.get_running_loop()
     out = np.zeros(SPEAKER_BLOCK, np.float32)
-    s.lateness = np.zeros(blocks, np.float32)
+    s.lateness = np.full(blocks, np.nan, np.float32)  # written now: zeros would map pages lazily
     try:
         await s.session.open(url)
         await asyncio.sleep(start_at - loop.time())
@@ -240,11 +246,21 @@ def _growth(samples: list[tuple[float, float]], since: float) -> tuple[float, fl
     return (steady[-1][1] - steady[0][1]) / minutes, slope
 
 
+async def _allocation_growth(at_warmup: float, at_end: float, top: int) -> list[str]:
+    """The source lines whose traced allocations grew most from the warm-up to the end."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(at_warmup - loop.time())
+    first = tracemalloc.take_snapshot()
+    await asyncio.sleep(at_end - loop.time())
+    growth = tracemalloc.take_snapshot().compare_to(first, "lineno")
+    return [str(stat) for stat in growth[:top]]
+
+
 async def soak(sessions: int, seconds: float, *, emulator_cpu: int | None = None,
-               warmup: float | None = None) -> dict[str, Any]:
+               warmup: float | None = None, top_allocations: int = 0) -> dict[str, Any]:
     """Run the soak; return its figures (nothing asserted here)."""
     blocks = max(1, round(seconds / TICK))
-    warmup = min(30.0, max(1.0, 0.2 * seconds)) if warmup is None else warmup
+    warmup = min(WARMUP_LIMIT, max(1.0, 0.4 * seconds)) if warmup is None else warmup
     rss_samples: list[tuple[float, float | None, float | None]] = []
     async with EmulatorProcess(emulator_cpu) as emulator:
         started = time.monotonic()
@@ -259,9 +275,15 @@ async def soak(sessions: int, seconds: float, *, emulator_cpu: int | None = None
         loop = asyncio.get_running_loop()
         start_at = loop.time() + 0.5 + min(10.0, sessions * 0.02)
         streaming_started = time.monotonic() + (start_at - loop.time())
+        allocations = asyncio.create_task(_allocation_growth(
+            start_at + warmup, start_at + blocks * TICK - 0.5, top_allocations)
+        ) if top_allocations else None
         await asyncio.gather(*(
             _stream(s, url, blocks, start_at + TICK * index / sessions)
             for index, (s, url) in enumerate(zip(soaks, urls, strict=True))))
+        if allocations is not None:
+            print("Python allocations grown between the warm-up and the end of streaming:")
+            print("\n".join(await allocations))
         streaming_ended = time.monotonic()
         stop_speakers = asyncio.Event()
         speakers = [asyncio.create_task(_speaker_until(s, stop_speakers)) for s in soaks
@@ -362,6 +384,7 @@ def _figures(soaks: list[SoakSession], records: dict[str, dict[str, Any]],
         "emulator_rss_growth_mb_per_min": emulator_growth,
         "emulator_rss_slope_mb_per_min": emulator_slope,
         "rss_samples": len(client),
+        "rss_series_mb": [round(c, 1) for t, c in client_steady[::10]],
     }
 
 
@@ -441,18 +464,23 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=300.0)
-    parser.add_argument("--warmup", type=float, help="seconds (default: 20%%, at most 30)")
+    parser.add_argument("--warmup", type=float, help="seconds (default: 40%%, at most 120)")
     parser.add_argument("--client-cpu", type=int, default=0)
     parser.add_argument("--emulator-cpu", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--tracemalloc", type=int, metavar="N", default=0,
+                        help="print the N source lines whose Python allocations grew most "
+                        "between the warm-up and the end of streaming (slows the client)")
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve())
         return
     if args.client_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.client_cpu})
+    if args.tracemalloc:
+        tracemalloc.start()
     figures = asyncio.run(soak(args.sessions, args.seconds, emulator_cpu=args.emulator_cpu,
-                               warmup=args.warmup))
+                               warmup=args.warmup, top_allocations=args.tracemalloc))
     print(table(figures))
     print(json.dumps(figures))
     if args.json:
