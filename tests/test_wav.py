@@ -91,3 +91,36 @@ def test_unwritable_path_is_a_caller_error(tmp_path: Path) -> None:
     for samples in (np.zeros(4, np.int16), np.zeros(4, np.float32)):
         with pytest.raises(InvalidArgumentError, match="cannot write"):
             write_wav(tmp_path / "missing-dir" / "x.wav", samples, 16_000)
+
+
+@pytest.mark.parametrize(
+    ("shape", "rate", "match"),
+    [
+        ((4,), 0, "positive integer"),
+        ((4,), -1, "positive integer"),
+        ((4,), 2**32, "too high"),
+        ((4,), 2**31, "too high"),  # the byte rate overflows its 32-bit field
+        ((4,), 48_000.0, "must be an integer"),
+        ((4,), True, "positive integer"),
+        ((4, 0), 16_000, "channels"),
+        ((0, 65_536), 16_000, "channels"),
+    ],
+)
+def test_header_fields_out_of_range_are_caller_errors(
+    tmp_path: Path, shape: tuple[int, ...], rate: object, match: str
+) -> None:
+    # Found by the wav fuzz target: struct.error, wave.Error, or a file read_wav refuses.
+    for dtype in (np.int16, np.float32):
+        with pytest.raises(InvalidArgumentError, match=match):
+            write_wav(tmp_path / "x.wav", np.zeros(shape, dtype), rate)  # type: ignore[arg-type]
+        assert not (tmp_path / "x.wav").exists()
+
+
+def test_largest_header_fields_round_trip(tmp_path: Path) -> None:
+    samples = np.arange(2 * 16_383, dtype=np.float32).reshape(2, 16_383)
+    write_wav(tmp_path / "wide.wav", samples, 65_535)
+    audio = read_wav(tmp_path / "wide.wav")
+    assert audio.sample_rate == 65_535 and audio.samples.shape == (2, 16_383)
+    np.testing.assert_array_equal(audio.samples, samples)
+    write_wav(tmp_path / "fast.wav", np.zeros(3, np.int16), 2**31 - 1)
+    assert read_wav(tmp_path / "fast.wav").sample_rate == 2**31 - 1

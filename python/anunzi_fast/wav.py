@@ -6,6 +6,7 @@ Reading parses the RIFF chunks itself, because the stdlib :mod:`wave` rejects fl
 
 from __future__ import annotations
 
+import operator
 import os
 import struct
 import wave
@@ -121,15 +122,43 @@ def write_wav(
 
     ``int16`` samples are written as 16-bit PCM (with :mod:`wave`), ``float32`` samples as
     32-bit IEEE float; shape ``(frames,)`` or ``(frames, channels)``.
+
+    Raises:
+        InvalidArgumentError: For other dtypes or shapes, no channel, a rate that is not a
+            positive integer, or sizes the header's fields cannot hold (checked before the
+            file is opened), and if the file cannot be written.
     """
     array = np.asarray(samples)
     if array.ndim not in (1, 2) or array.dtype not in (np.int16, np.float32):
         raise InvalidArgumentError("write_wav takes 1-D or 2-D int16 or float32 samples")
     channels = 1 if array.ndim == 1 else array.shape[1]
+    sample_rate = _check_header_fields(array, channels, sample_rate)
     try:
         _write(path, array, channels, sample_rate)
     except OSError as exc:
         raise InvalidArgumentError(f"cannot write {os.fspath(path)!r}: {exc.strerror}") from exc
+
+
+def _check_header_fields(array: npt.NDArray[Any], channels: int, sample_rate: Any) -> int:
+    # Without these checks struct or wave fail half-way (struct.error, wave.Error), or a file
+    # is written that read_wav refuses (a rate or a channel count of 0).
+    try:
+        rate = operator.index(sample_rate)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"the sample rate must be an integer, not {type(sample_rate).__name__}") from None
+    if isinstance(sample_rate, bool) or rate < 1:
+        raise InvalidArgumentError(f"the sample rate must be a positive integer, not {rate!r}")
+    block_align = channels * array.dtype.itemsize
+    if channels < 1 or block_align > 0xFFFF:
+        raise InvalidArgumentError(
+            f"a WAV file holds 1 to {0xFFFF // array.dtype.itemsize} channels of "
+            f"{array.dtype}, not {channels}")
+    if rate * block_align > 0xFFFF_FFFF:  # the byte rate is a 32-bit field
+        raise InvalidArgumentError(f"the sample rate {rate} is too high for a WAV file")
+    if array.nbytes > 0xFFFF_FFFF - 64:  # RIFF sizes are 32-bit fields
+        raise InvalidArgumentError("the samples are too large for a WAV file (4 GiB)")
+    return rate
 
 
 def _write(
