@@ -666,3 +666,14 @@ async def test_certificate_failures_are_not_retried(sync: bool) -> None:
         assert server.connections == 1
     finally:
         server.close()
+
+
+async def test_an_undecodable_answer_keeps_no_token_in_its_cause() -> None:
+    body = b'{"sessionURL": "wss://h/websocket/start?token=abc123456\xff"}'
+    with pytest.raises(RemoteProtocolError) as info:
+        await fetch(lambda _: httpx.Response(200, content=body))
+    chain, cause = [], info.value.__cause__ or info.value.__context__
+    while cause is not None:
+        chain.append(cause)
+        cause = cause.__cause__
+    assert not any("abc123456" in repr(getattr(c, "object", c)) for c in chain)

@@ -79,3 +79,14 @@ def test_lazy_attributes_resolve_and_are_listed() -> None:
     assert "connect" in dir(anunzi_fast)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         anunzi_fast.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(("host", "loopback"),
+                         [("localhost", True), ("LOCALHOST.", True), ("127.0.0.1", True),
+                          ("127.9.9.9", True), ("[::1]", True), ("::1", True),
+                          ("api.localhost", False), ("10.0.0.1", False), ("example.com", False),
+                          ("", False), (None, False)])
+def test_what_counts_as_loopback(host: str | None, loopback: bool) -> None:
+    from anunzi_fast._net import is_loopback_host
+
+    assert is_loopback_host(host) is loopback

@@ -34,7 +34,7 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":  # not *.localhost: only a resolver's convention, not a promise
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

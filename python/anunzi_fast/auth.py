@@ -165,8 +165,10 @@ def token_route_url(assistant_id: str, base_url: str = DEFAULT_BASE_URL) -> str:
 def _parse_session_url(body: bytes, route_url: str) -> SessionURL:
     try:
         answer = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise RemoteProtocolError(MSG_BAD_BODY) from exc
+    except (ValueError, RecursionError):
+        # Raised below, outside this block: the error must not keep a UnicodeDecodeError as
+        # its context, which holds the whole body, token included, in its .object.
+        answer = None
     url = answer.get("sessionURL") if isinstance(answer, dict) else None
     if not isinstance(url, str):
         raise RemoteProtocolError(MSG_BAD_BODY)
