@@ -592,8 +592,10 @@ def test_devices_lists_inputs_and_outputs(monkeypatch: pytest.MonkeyPatch,
     assert lines[1] == " <   1 Built-in Speakers (ALSA), 0 in, 2 out, 44100 Hz"
 
 
-def test_devices_without_sounddevice_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["devices"]) == 2  # this machine has no sounddevice
+def test_devices_without_sounddevice_exits_2(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # absent, installed or not
+    assert main(["devices"]) == 2
     assert "pip install sounddevice" in capsys.readouterr().err
 
 
