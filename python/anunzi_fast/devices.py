@@ -113,6 +113,25 @@ def _stop(stream: AudioStream | None) -> None:
         stream.close()
 
 
+def _engine_factory(kind: str, address: int, engine: Any, required: bool
+                    ) -> StreamFactory | None:
+    """:func:`_native_factory` for a native engine, which is closed if it goes unused.
+
+    Raises:
+        AudioDeviceError: If ``required`` and sounddevice cannot take a native callback.
+    """
+    try:
+        factory = _native_factory(kind, address, engine.user_data)
+    except BaseException:
+        engine.close()
+        raise
+    if factory is None:
+        engine.close()
+        if required:
+            raise AudioDeviceError("this sounddevice cannot take a native callback")
+    return factory
+
+
 def _native_factory(kind: str, address: int, user_data: int) -> StreamFactory | None:
     """A stream factory that gives PortAudio our C callback, or ``None`` if sounddevice
     cannot take one (its ``_StreamBase`` and cffi handle are the documented way for library
@@ -254,13 +273,9 @@ class Microphone:
     def _open_native(self) -> StreamFactory | None:
         assert self.echo is not None
         engine = InputEngine(self.echo.capture_tap)
-        factory = _native_factory("InputStream", input_callback_address(), engine.user_data)
-        if factory is None:
-            engine.close()
-            if self.native:
-                raise AudioDeviceError("this sounddevice cannot take a native callback")
-            return None
-        self._engine = engine
+        factory = _engine_factory("InputStream", input_callback_address(), engine,
+                                  bool(self.native))
+        self._engine = engine if factory is not None else None
         return factory
 
     async def __aexit__(
@@ -402,18 +417,9 @@ class Speaker:
     def _open_native(self) -> StreamFactory | None:
         engine = OutputEngine(self.jitter_buffer,
                               None if self.echo is None else self.echo.render_tap, self._monitor)
-        try:
-            factory = _native_factory("OutputStream", output_callback_address(),
-                                      engine.user_data)
-        except BaseException:
-            engine.close()
-            raise
-        if factory is None:
-            engine.close()
-            if self.native:
-                raise AudioDeviceError("this sounddevice cannot take a native callback")
-            return None
-        self._engine = engine
+        factory = _engine_factory("OutputStream", output_callback_address(), engine,
+                                  bool(self.native))
+        self._engine = engine if factory is not None else None
         return factory
 
     def _close_engine(self) -> None:
