@@ -153,7 +153,9 @@ py::array oneshot(const py::array& x, double in_rate, double out_rate, int quali
 
 PYBIND11_MODULE(_resampler, m) {
   anunzi::bindings::load_shared_isa();  // the level set_active_isa() sets, from _native
-  m.doc() = "anunzi-fast streaming resampler: polyphase FIR (equiripple or Kaiser), SIMD dispatched";
+  m.doc() =
+      "anunzi-fast streaming resampler: cascades of polyphase FIR stages (half-band, equiripple,\n"
+      "Kaiser), SIMD dispatched";
   m.attr("QQ") = static_cast<int>(anunzi::Quality::kQuick);
   m.attr("LQ") = static_cast<int>(anunzi::Quality::kLow);
   m.attr("MQ") = static_cast<int>(anunzi::Quality::kMedium);
@@ -176,7 +178,28 @@ PYBIND11_MODULE(_resampler, m) {
       .def_property_readonly("interpolated",
                              [](const PyResampler& r) { return r.core().interpolated_phases(); })
       .def_property_readonly("design",
-                             [](const PyResampler& r) { return std::string(r.core().design_method()); })
+                             [](const PyResampler& r) { return r.core().design_method(); })
+      .def_property_readonly(
+          "stages",
+          [](const PyResampler& r) {
+            py::list stages;
+            for (const anunzi::ResamplerStage& s : r.core().stages()) {
+              py::dict d;
+              d["up"] = s.up;
+              d["down"] = s.down;
+              d["taps"] = s.taps;
+              d["phases"] = s.phases;
+              d["multiply_adds"] = s.multiply_adds;
+              d["latency_frames"] = s.latency_frames;
+              d["interpolated"] = s.interpolated;
+              d["design"] = s.design;
+              d["kernel"] = s.kernel;
+              stages.append(d);
+            }
+            return stages;
+          },
+          "The cascade's stages, first to last: ratio (up, down), taps and phases of the table,\n"
+          "multiply-adds per output, latency in the stage's output samples, design and kernel.")
       .def_property_readonly("double_precision",
                              [](const PyResampler& r) { return r.core().double_precision(); })
       .def_property_readonly(

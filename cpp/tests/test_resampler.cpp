@@ -210,7 +210,7 @@ void test_threaded_oneshot(Isa isa) {
   std::normal_distribution<float> noise(0.0f, 0.3f);
   for (const auto& pair : pairs) {
     Resampler r(pair[0], pair[1], 2, Quality::kHigh, SampleType::kFloat32, isa);
-    std::vector<float> x(2 * 100003);
+    std::vector<float> x(2 * 300007);
     for (float& v : x) v = noise(gen);
     const std::size_t frames = x.size() / 2;
     const StridedConstView in{x.data(), SampleType::kFloat32, frames, 2, 1};

@@ -1,6 +1,8 @@
 # Type stub of the compiled module anunzi_fast._resampler (cpp/bindings/resampler_module.cpp).
 # Public code uses anunzi_fast.resampler, which validates arguments before calling in here.
 # tests/test_stubs.py checks it against the built module (stubtest and every signature).
+from typing import Any
+
 import numpy as np
 
 QQ: int
@@ -27,6 +29,8 @@ class Resampler:
     def interpolated(self) -> bool: ...
     @property
     def design(self) -> str: ...
+    @property
+    def stages(self) -> list[dict[str, Any]]: ...
     @property
     def double_precision(self) -> bool: ...
     @property

@@ -2,8 +2,8 @@
 
 Code written for python-soxr runs unchanged: ``resample``, ``ResampleStream`` and the quality
 constants take the same arguments and raise the same exception types for the same mistakes.
-What differs is the engine: every output sample is one dot product of a filter row with the
-input, so
+What differs is the engine: a cascade of direct polyphase filters in which every output sample
+is one dot product of a filter row with a window of the stage's input, so
 
 * streaming output is released sample by sample as soon as the input it needs has arrived (a
   fixed latency, reported by :meth:`ResampleStream.delay`), not in FFT-sized blocks;
@@ -17,9 +17,13 @@ filters are designed when a stream is built (designs are cached), the shortest t
 preset: equiripple (Parks-McClellan) for LQ, MQ and HQ where that is shorter (always at HQ),
 with a passband ripple of +-0.0009 dB that stays within 5e-7 (HQ) up to 0.8 of the passband
 edge, so a tone there comes out as the same tone at the new rate; Kaiser-windowed sincs
-otherwise (QQ, VHQ, LQ at some ratios). ``ResampleStream(...)._core.design`` names the design
-a stream uses. Integer up factors compute pairs of outputs with the two-parallel fast FIR (3/4
-of the multiply-adds). Measured on 48 kHz -> 16 kHz with float32 data (VHQ: float64 data),
+otherwise (QQ, VHQ, LQ at some ratios).
+The sharp filter runs at the lowest rate the ratio allows: decimations by more than 2 first
+halve the rate with half-band filters (48 -> 24 kHz, then 24 -> 16 kHz), and upsamplings by 2 or
+more double it with the sharp filter, then finish with a short wide-transition stage (16 ->
+32 -> 48 kHz), unless that would take the latency past 6 ms (and past the single filter's).
+``ResampleStream(...)._core.design`` names the designs a stream uses, ``_core.stages``
+describes its stages. Measured on 48 kHz -> 16 kHz with float32 data (VHQ: float64 data),
 residual of a tone at 10 kHz / 20 kHz relative to the input, THD+N of a 1 kHz tone, and
 ``delay()`` once running; "worst" is the worst stopband of the filters built for 48 <-> 16,
 44.1 <-> 48 and 16 -> 44.1 kHz:
@@ -48,11 +52,11 @@ each continuing the conversion from its own output sample: the result is bit-ide
 any thread count.
 
 Latency is a fixed number of samples at the lower rate, so it grows as that rate falls: at HQ it
-is 1.8 ms for 44.1 <-> 48 kHz, 4.7 ms for 16 kHz <-> 48 kHz and 4.9 ms for 16 -> 44.1 kHz. HQ
-stays within 6 ms only when the lower rate is at least 16 kHz; below it, HQ latency exceeds 6 ms:
-6.6 ms at 12 kHz -> 48 kHz, 7.2 ms at 11.025 kHz -> 44.1 kHz, 9.4 ms at 8 kHz <-> 16 kHz and
-9.9 ms at 8 kHz -> 48 kHz. Choose MQ or a lower preset where that matters more than HQ's
-stopband.
+is 1.8 ms for 44.1 <-> 48 kHz, 5.1 ms for 16 -> 48 kHz, 5.4 ms for 48 -> 16 kHz and 5.1 ms for
+16 -> 44.1 kHz. HQ stays within 6 ms only when the lower rate is at least 16 kHz; below it, HQ
+latency exceeds 6 ms: 6.6 ms at 12 kHz -> 48 kHz, 7.2 ms at 11.025 kHz -> 44.1 kHz, 9.4 ms at
+8 kHz <-> 16 kHz and 9.9 ms at 8 kHz -> 48 kHz. Choose MQ or a lower preset where that matters
+more than HQ's stopband.
 
 Rate ratios. The ratio out_rate / in_rate is used exactly when it reduces to a fraction whose
 numerator and denominator are both at most 2**20 (1,048,576), as it does for integer rates up to

@@ -64,6 +64,7 @@ std::shared_ptr<const std::vector<double>> preset_equiripple(const FilterSpec& s
                                                              const LowpassSpec& lowpass) {
   struct Entry {
     double passband, stopband, attenuation;
+    bool flat_passband;
     std::shared_ptr<const std::vector<double>> taps;  // empty vector: the design failed
   };
   static std::mutex mutex;
@@ -72,7 +73,7 @@ std::shared_ptr<const std::vector<double>> preset_equiripple(const FilterSpec& s
     std::lock_guard<std::mutex> lock(mutex);
     for (const Entry& e : entries) {
       if (e.passband == spec.passband_end && e.stopband == spec.stopband_begin &&
-          e.attenuation == spec.attenuation_db) {
+          e.attenuation == spec.attenuation_db && e.flat_passband == spec.flat_passband) {
         return e.taps;
       }
     }
@@ -80,11 +81,38 @@ std::shared_ptr<const std::vector<double>> preset_equiripple(const FilterSpec& s
   auto taps = std::make_shared<const std::vector<double>>(
       equiripple_lowpass(lowpass, kMaxEquirippleTaps));  // outside the lock: tens of ms
   std::lock_guard<std::mutex> lock(mutex);
-  entries.push_back({spec.passband_end, spec.stopband_begin, spec.attenuation_db, taps});
+  entries.push_back(
+      {spec.passband_end, spec.stopband_begin, spec.attenuation_db, spec.flat_passband, taps});
   return taps;
 }
 
+// The attenuation a window design needs for `spec`: the preset's, with a margin for Kaiser's
+// length estimate.
+double kaiser_attenuation(const FilterSpec& spec) {
+  return spec.attenuation_db + kKaiserMarginDb;
+}
+
 }  // namespace
+
+Prototype::Kaiser Prototype::kaiser_design(double cutoff, double transition,
+                                           double attenuation_db) {
+  Kaiser k;
+  k.cutoff = cutoff;
+  k.half_width = kaiser_half_width(attenuation_db, transition);
+  k.beta = kaiser_beta(attenuation_db);
+  k.i0_beta = bessel_i0(k.beta);
+  return k;
+}
+
+Prototype Prototype::halfband(const FilterSpec& spec) {
+  Prototype p;
+  p.kind_ = PrototypeKind::kKaiser;
+  // Cutoff a quarter of the input rate: 2 cutoff sinc(2 cutoff t) = sinc(t / 2) / 2.
+  p.kaiser_ = kaiser_design(0.25, 0.25 * (spec.stopband_begin - spec.passband_end),
+                            kaiser_attenuation(spec));
+  p.half_width_ = p.kaiser_.half_width;
+  return p;
+}
 
 double Prototype::Kaiser::exact(double t) const {
   if (std::fabs(t) >= half_width) return 0.0;
@@ -121,22 +149,20 @@ Prototype Prototype::design(std::uint64_t up, std::uint64_t down, const FilterSp
 
   // The Kaiser design: the fallback and the yardstick.
   p.kind_ = PrototypeKind::kKaiser;
-  p.kaiser_.cutoff = 0.5 * (sb + pe) * nyquist;
-  p.kaiser_.half_width =
-      kaiser_half_width(spec.attenuation_db + kKaiserMarginDb, (sb - pe) * nyquist);
-  p.kaiser_.beta = kaiser_beta(spec.attenuation_db + kKaiserMarginDb);
-  p.kaiser_.i0_beta = bessel_i0(p.kaiser_.beta);
+  p.kaiser_ = kaiser_design(0.5 * (sb + pe) * nyquist, (sb - pe) * nyquist,
+                            kaiser_attenuation(spec));
   p.half_width_ = p.kaiser_.half_width;
 
   const double stop_ripple = std::pow(10.0, -(spec.attenuation_db + kEquirippleMarginDb) / 20.0);
-  const double pass_ripple = std::max(stop_ripple, kPassRipple);
-  if (pass_ripple / stop_ripple > kMaxWeightRatio) return p;
+  const double flat_ripple = stop_ripple;
+  const double pass_ripple = spec.flat_passband ? flat_ripple : std::max(stop_ripple, kPassRipple);
+  if (pass_ripple / flat_ripple > kMaxWeightRatio) return p;
 
   // Direct equiripple at up x the input rate. (At most kMaxEquirippleTaps taps, so at most that
   // many phases: the table has exact rows.)
   const double scale = nyquist / p.up_;  // cycles per prototype sample per unit of Nyquist
   const LowpassSpec direct_spec{pe * scale,  sb * scale,         pass_ripple,
-                                stop_ripple, kFlatPart * pe * scale, stop_ripple};
+                                stop_ripple, kFlatPart * pe * scale, flat_ripple};
   // Only when it may be shorter than Kaiser: the exchange costs milliseconds (the loose
   // presets, whose ripples are equal, would run it for nothing).
   if (up <= kMaxEquirippleTaps && equiripple_length_estimate(direct_spec) / (2.0 * p.up_) <
@@ -161,15 +187,11 @@ Prototype Prototype::design(std::uint64_t up, std::uint64_t down, const FilterSp
   const double rows = std::min(p.up_, 259.0);
   if (rows * 2.0 * p.half_width_ > kMaxSmoothedEvaluations) return p;
   const auto g = preset_equiripple(
-      spec, {pe / 4, sb / 4, pass_ripple, stop_ripple, kFlatPart * pe / 4, stop_ripple});
+      spec, {pe / 4, sb / 4, pass_ripple, stop_ripple, kFlatPart * pe / 4, flat_ripple});
   if (g->empty()) return p;
-  Kaiser k;
   const double k_attenuation = spec.attenuation_db + kEquirippleMarginDb;
   const double k_pass = 0.5 * pe * nu, k_stop = (2.0 - 0.5 * sb) * nu;
-  k.cutoff = 0.5 * (k_pass + k_stop);
-  k.half_width = kaiser_half_width(k_attenuation, k_stop - k_pass);
-  k.beta = kaiser_beta(k_attenuation);
-  k.i0_beta = bessel_i0(k.beta);
+  Kaiser k = kaiser_design(0.5 * (k_pass + k_stop), k_stop - k_pass, k_attenuation);
   const double spacing = 1.0 / (2.0 * nu);
   const double half_width = static_cast<double>(g->size() / 2) * spacing + k.half_width;
   if (half_width >= p.half_width_) return p;  // not shorter than Kaiser (the loose presets)

@@ -1,0 +1,522 @@
+#include "stage.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace anunzi::detail {
+namespace {
+
+// kCorrelate computes each phase on its own: past this many phases, a call's outputs are
+// spread too thin over them.
+constexpr std::uint64_t kMaxCorrelatePhases = 16;
+// kLanes tiles outputs with vectors of `lanes` outputs aligned to a multiple of `lanes`
+// while the coefficient blocks of one cycle of that tiling stay this small (values); beyond it,
+// each period of `up` outputs is tiled on its own and its last vector may be part idle.
+constexpr std::uint64_t kMaxAlignedTileValues = std::uint64_t{1} << 16;
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+// floor(n * num / den) without overflow for n * num beyond 64 bits.
+std::uint64_t scale_floor(std::uint64_t n, std::uint64_t num, std::uint64_t den) {
+  return n / den * num + n % den * num / den;
+}
+
+// x[0], x[stride], ... x[(n - 1) * stride] into out[0 .. n): the strides of the common
+// decimations written out, so the compiler vectorises their loads.
+template <typename S>
+void split(const S* x, std::uint64_t stride, std::size_t n, S* out) {
+  switch (stride) {
+    case 2:
+      for (std::size_t m = 0; m < n; ++m) out[m] = x[2 * m];
+      return;
+    case 3:
+      for (std::size_t m = 0; m < n; ++m) out[m] = x[3 * m];
+      return;
+    case 4:
+      for (std::size_t m = 0; m < n; ++m) out[m] = x[4 * m];
+      return;
+    default:
+      for (std::size_t m = 0; m < n; ++m) out[m] = x[m * stride];
+  }
+}
+
+// out[k * ways + j] = in[j * stride + k] for the `count` outputs: the phases' outputs back in
+// order, the common factors written out so the compiler vectorises them.
+template <typename S>
+void interleave(const S* in, std::size_t stride, std::uint64_t ways, std::size_t count, S* out) {
+  const std::size_t full = count / ways;  // k below this: every phase has its output
+  switch (ways) {
+    case 1:
+      std::copy(in, in + count, out);
+      return;
+    case 2:
+      for (std::size_t k = 0; k < full; ++k) {
+        out[2 * k] = in[k];
+        out[2 * k + 1] = in[stride + k];
+      }
+      break;
+    case 3:
+      for (std::size_t k = 0; k < full; ++k) {
+        out[3 * k] = in[k];
+        out[3 * k + 1] = in[stride + k];
+        out[3 * k + 2] = in[2 * stride + k];
+      }
+      break;
+    default:
+      for (std::size_t k = 0; k < full; ++k) {
+        for (std::uint64_t j = 0; j < ways; ++j) out[k * ways + j] = in[j * stride + k];
+      }
+  }
+  for (std::size_t i = full * ways; i < count; ++i) out[i] = in[(i % ways) * stride + full];
+}
+
+std::uint64_t gcd_u64(std::uint64_t a, std::uint64_t b) {
+  while (b != 0) {
+    const std::uint64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+// Outputs per cycle of the kLanes tiling (see kMaxAlignedTileValues).
+std::uint64_t lanes_tile(const StageState& st, std::size_t lanes) {
+  const std::uint64_t aligned = st.up / gcd_u64(st.up, lanes) * lanes;
+  const double span = static_cast<double>(st.taps) +
+                      static_cast<double>(lanes * st.down) / static_cast<double>(st.up) + 1.0;
+  return static_cast<double>(aligned) * span <= static_cast<double>(kMaxAlignedTileValues)
+             ? aligned
+             : st.up;
+}
+
+// The kernel with the lower estimated cost per output, in multiply-adds at the kernels' best
+// speed: kCorrelate's cost falls as its runs get longer (runs of one tap load a window per
+// multiply-add), and it pays for splitting the input into `down` sub-streams and interleaving
+// the `up` phases; kLanes multiplies the zero taps of its shifted blocks and its idle lanes
+// too, and each block costs some bookkeeping. The constants are rough fits to the one-shot
+// speeds measured with either kernel forced (2/1, 1/2, 2/3, 3/2, 160/147, 441/320).
+StageKernel choose_kernel(const StageState& st, std::size_t lanes) {
+  constexpr double kLanesBookkeeping = 16.0;
+  if (st.interpolated) return StageKernel::kInterpolated;
+  const double w = static_cast<double>(lanes), up = static_cast<double>(st.up),
+               down = static_cast<double>(st.down);
+  const double run = std::max(1.0, static_cast<double>(st.taps) / (w * down));
+  const double speed = run >= 8 ? 1.0 : run >= 4 ? 0.85 : run >= 2 ? 0.6 : 0.4;
+  const double correlate = st.nonzero_taps / speed + (st.down > 1 ? 4.0 * down / up : 0.0) +
+                           (st.up > 1 ? 4.0 : 0.0);
+  const double tile = static_cast<double>(lanes_tile(st, lanes));
+  const double used = tile / (std::ceil(tile / w) * w);  // lanes that are outputs
+  const double lanes_cost =
+      (static_cast<double>(st.taps) + w * down / up) / (0.85 * used) + kLanesBookkeeping;
+  if (st.up > kMaxCorrelatePhases) return StageKernel::kLanes;
+  return lanes_cost < correlate ? StageKernel::kLanes : StageKernel::kCorrelate;
+}
+
+}  // namespace
+
+template <typename S>
+struct Stage<S>::Layout {
+  // kCorrelate, per row: its tap runs (longest first), how many of each length, their
+  // coefficients, and the residue modulo `down` of its outputs' first tap index.
+  struct Phase {
+    std::vector<TapRun> runs;
+    std::uint32_t groups[kMaxRunTaps] = {};
+    AlignedVector<S> coefs;
+    std::int64_t residue = 0;
+  };
+  std::vector<Phase> phases;
+  // kLanes: a cycle of `tile` outputs (a multiple of up, so it starts at the input index
+  // tile * down / up times its number) in blocks of `lanes` consecutive outputs; coefficient
+  // blocks [block][u][lane] of `span` taps each, and where each block's first window starts
+  // in the cycle: floor(lanes * b * down / up).
+  std::uint64_t tile = 0;
+  std::size_t span = 0;
+  AlignedVector<S> blocks;
+  std::vector<std::uint64_t> block_start;
+};
+
+template <typename S>
+std::shared_ptr<const typename Stage<S>::Layout> Stage<S>::make_layout(
+    const StageState& st, const Kernels<S>& k, const FilterDesign<S>& design) {
+  auto layout = std::make_shared<Layout>();
+  const std::uint64_t up = st.up, down = st.down;
+  const std::size_t lanes = k.lanes, taps = design.taps;
+  auto coef = [&](std::uint64_t row, std::size_t t) { return design.table[row * taps + t]; };
+  if (st.kernel == StageKernel::kCorrelate) {
+    layout->phases.resize(up);
+    const std::size_t stride = lanes * down;  // taps whose windows are one vector apart
+    for (std::uint64_t n = 0; n < up; ++n) {
+      const std::uint64_t row = n * down % up;
+      typename Layout::Phase& phase = layout->phases[row];
+      const auto first_tap = static_cast<std::int64_t>(n * down / up) -
+                             static_cast<std::int64_t>(st.before);
+      const auto d = static_cast<std::int64_t>(down);
+      phase.residue = first_tap - floor_div(first_tap, d) * d;
+      std::vector<TapRun> runs;
+      std::vector<std::vector<S>> run_coefs;
+      for (std::size_t t0 = 0; t0 < stride && t0 < taps; ++t0) {
+        // The taps t0, t0 + stride, ...: consecutive nonzero ones form runs of at most
+        // k.max_run, split evenly.
+        std::size_t t = t0;
+        while (t < taps) {
+          if (coef(row, t) == S(0)) {
+            t += stride;
+            continue;
+          }
+          std::size_t length = 0;
+          while (t + length * stride < taps && coef(row, t + length * stride) != S(0)) ++length;
+          const std::size_t pieces = (length + k.max_run - 1) / k.max_run;
+          for (std::size_t p = 0; p < pieces; ++p) {
+            const std::size_t begin = length * p / pieces, end = length * (p + 1) / pieces;
+            const auto pos = phase.residue + static_cast<std::int64_t>(t + begin * stride);
+            TapRun run{static_cast<std::uint32_t>(pos % d), static_cast<std::int32_t>(pos / d),
+                       static_cast<std::uint32_t>(end - begin), 0};
+            std::vector<S> c;
+            for (std::size_t i = begin; i < end; ++i) c.push_back(coef(row, t + i * stride));
+            runs.push_back(run);
+            run_coefs.push_back(std::move(c));
+          }
+          t += length * stride;
+        }
+      }
+      std::vector<std::size_t> order(runs.size());
+      for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::size_t a, std::size_t b) { return runs[a].count > runs[b].count; });
+      for (std::size_t i : order) {
+        TapRun run = runs[i];
+        run.coef = static_cast<std::uint32_t>(phase.coefs.size());
+        phase.coefs.insert(phase.coefs.end(), run_coefs[i].begin(), run_coefs[i].end());
+        phase.runs.push_back(run);
+        ++phase.groups[kMaxRunTaps - run.count];
+      }
+    }
+  } else if (st.kernel == StageKernel::kLanes) {
+    const std::uint64_t tile = layout->tile = lanes_tile(st, lanes);
+    const std::size_t blocks = (tile + lanes - 1) / lanes;
+    std::vector<std::size_t> shift(blocks * lanes, 0);
+    std::size_t widest = 0;
+    layout->block_start.resize(blocks);
+    for (std::size_t b = 0; b < blocks; ++b) {
+      layout->block_start[b] = b * lanes * down / up;
+      for (std::size_t l = 0; l < lanes && b * lanes + l < tile; ++l) {
+        shift[b * lanes + l] = (b * lanes + l) * down / up - layout->block_start[b];
+        widest = std::max(widest, shift[b * lanes + l]);
+      }
+    }
+    layout->span = taps + widest;
+    layout->blocks.assign(blocks * layout->span * lanes, S(0));
+    for (std::size_t b = 0; b < blocks; ++b) {
+      for (std::size_t l = 0; l < lanes && b * lanes + l < tile; ++l) {
+        const std::uint64_t row = (b * lanes + l) * down % up;
+        for (std::size_t t = 0; t < taps; ++t) {
+          const std::size_t u = t + shift[b * lanes + l];
+          layout->blocks[(b * layout->span + u) * lanes + l] = coef(row, t);
+        }
+      }
+    }
+  }
+  return layout;
+}
+
+template <typename S>
+Stage<S>::Stage(StageState& st, std::size_t channels, Isa isa,
+                std::shared_ptr<const FilterDesign<S>> design)
+    : kernels_(kernels_for<S>(isa)), design_(std::move(design)), history_(channels) {
+  st.taps = design_->taps;
+  st.before = design_->before;
+  st.after = design_->after;
+  st.rows = design_->rows;
+  st.interpolated = design_->interpolated;
+  st.halfband = design_->halfband;
+  st.kind = design_->kind;
+  st.nonzero_taps = design_->nonzero_taps;
+  st.kernel = choose_kernel(st, kernels_.lanes);
+  {
+    std::lock_guard<std::mutex> lock(design_->layouts_mutex);
+    std::shared_ptr<const void>& cached = design_->layouts[static_cast<int>(isa)];
+    if (!cached) cached = make_layout(st, kernels_, *design_);
+    layout_ = std::static_pointer_cast<const Layout>(cached);
+  }
+  // Room for the kernels' reads past the last window: a lanes block's span, a correlate
+  // block's rounding to a whole vector (the sub-streams of down > 1 are padded on their own).
+  slack_ = layout_->span + st.taps + 4 * kernels_.lanes + 64;
+  clear(st);
+}
+
+template <typename S>
+Stage<S>::Stage(StageState& st, const Stage& other)
+    : kernels_(other.kernels_),
+      design_(other.design_),
+      layout_(other.layout_),
+      history_(other.history_.size()),
+      slack_(other.slack_) {
+  clear(st);
+}
+
+template <typename S>
+std::int64_t Stage<S>::history_start(const StageState& st) const {
+  const auto first_tap =
+      static_cast<std::int64_t>(st.next_index) - static_cast<std::int64_t>(st.before);
+  switch (st.kernel) {
+    case StageKernel::kCorrelate: {
+      // The sub-streams start at a multiple of `down`.
+      const auto d = static_cast<std::int64_t>(st.down);
+      return floor_div(first_tap, d) * d;
+    }
+    case StageKernel::kLanes: {
+      // The vector of outputs the next output belongs to starts earlier in its cycle.
+      const std::uint64_t j = st.emitted % layout_->tile;
+      const std::uint64_t b = j / kernels_.lanes;
+      return first_tap - static_cast<std::int64_t>(j * st.down / st.up) +
+             static_cast<std::int64_t>(layout_->block_start[b]);
+    }
+    case StageKernel::kInterpolated:
+      break;
+  }
+  return first_tap;
+}
+
+template <typename S>
+void Stage<S>::resize_history(std::size_t length, std::size_t zero_from) {
+  for (auto& h : history_) {
+    h.resize(length + slack_);
+    std::fill(h.begin() + static_cast<std::ptrdiff_t>(zero_from), h.end(), S(0));
+  }
+}
+
+template <typename S>
+void Stage<S>::clear(StageState& st) {
+  st.restart();
+  // The signal is zero before the first sample.
+  origin_ = std::min<std::int64_t>(0, history_start(st));
+  length_ = static_cast<std::size_t>(-origin_);
+  resize_history(length_, 0);
+}
+
+template <typename S>
+std::uint64_t Stage<S>::start_at_output(StageState& st, std::uint64_t first) {
+  clear(st);
+  if (first == 0) return 0;
+  st.next_index = scale_floor(first, st.down, st.up);
+  st.next_phase = first % st.up * st.down % st.up;
+  st.emitted = first;
+  origin_ = history_start(st);
+  const std::uint64_t from = origin_ > 0 ? static_cast<std::uint64_t>(origin_) : 0;
+  length_ = static_cast<std::size_t>(static_cast<std::int64_t>(from) - origin_);  // zeros
+  resize_history(length_, 0);
+  st.total_in = from;
+  return from;
+}
+
+template <typename S>
+void Stage<S>::grow(StageState& st, std::size_t n) {
+  resize_history(length_ + n, length_ + n);  // the caller writes the n new samples
+  length_ += n;
+  st.total_in += n;
+}
+
+template <typename S>
+void Stage<S>::pad_for(const StageState& st, std::uint64_t outputs) {
+  const std::uint64_t needed = st.inputs_needed(outputs);
+  if (needed <= st.total_in) return;
+  const auto zeros = static_cast<std::size_t>(needed - st.total_in);
+  resize_history(length_ + zeros, length_);
+  length_ += zeros;
+}
+
+template <typename S>
+void Stage<S>::produce(StageState& st, std::size_t count, S* const* dst) {
+  if (count == 0) return;
+  switch (st.kernel) {
+    case StageKernel::kCorrelate:
+      return produce_correlate(st, count, dst);
+    case StageKernel::kLanes:
+      return produce_lanes(st, count, dst);
+    case StageKernel::kInterpolated:
+      return produce_interpolated(st, count, dst);
+  }
+}
+
+template <typename S>
+void Stage<S>::advance(StageState& st, std::uint64_t count) {
+  const std::uint64_t steps = st.next_phase + count % st.up * st.down;
+  st.next_index += count / st.up * st.down + steps / st.up;
+  st.next_phase = steps % st.up;
+  st.emitted += count;
+}
+
+template <typename S>
+void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* dst) {
+  const std::uint64_t up = st.up, down = st.down;
+  const std::size_t lanes = kernels_.lanes;
+  const auto d = static_cast<std::int64_t>(down);
+  const auto before = static_cast<std::int64_t>(st.before);
+  // The sub-streams hold the history from `lo` (a multiple of down) to past the last window.
+  const std::int64_t lo = history_start(st);
+  const std::uint64_t last_index =
+      st.next_index + scale_floor(st.next_phase + (count - 1) % up * down, 1, up) +
+      (count - 1) / up * down;
+  const std::int64_t hi = static_cast<std::int64_t>(last_index) - before +
+                          static_cast<std::int64_t>(st.taps);
+  // Whole vectors of outputs read up to lanes - 1 columns past the last window.
+  const std::size_t columns = static_cast<std::size_t>((hi - lo + d - 1) / d) + lanes;
+  const std::size_t row_stride = (columns + 15) / 16 * 16;
+  const std::size_t per_phase = (count + up - 1) / up;
+  phase_stride_ = (per_phase + 15) / 16 * 16;  // 64-byte aligned phases
+  if (phase_out_.size() < up * phase_stride_) phase_out_.assign(up * phase_stride_, S(0));
+  const std::size_t channels = history_.size();
+  if (down > 1) {
+    if (streams_.size() < channels * down * row_stride) {
+      streams_.assign(channels * down * row_stride, S(0));
+    }
+    for (std::size_t c = 0; c < channels; ++c) {
+      const SampleVector<S>& h = history_[c];
+      const auto from = static_cast<std::size_t>(lo - origin_);
+      for (std::uint64_t r = 0; r < down; ++r) {
+        S* x = streams_.data() + (c * down + r) * row_stride;
+        const std::size_t have = h.size() > from + r ? (h.size() - from - r + down - 1) / down : 0;
+        const std::size_t m = std::min(columns, have);
+        split(h.data() + from + r, down, m, x);
+        std::fill(x + m, x + columns, S(0));
+      }
+    }
+  }
+  std::vector<const S*>& streams = stream_ptrs_;
+  streams.resize(down);
+  for (std::size_t c = 0; c < channels; ++c) {
+    for (std::uint64_t j = 0; j < up && j < count; ++j) {
+      const std::uint64_t steps = st.next_phase + j * down;
+      const std::uint64_t row = steps % up;
+      const std::int64_t first_tap =
+          static_cast<std::int64_t>(st.next_index + steps / up) - before;
+      const typename Layout::Phase& phase = layout_->phases[row];
+      const auto column = static_cast<std::size_t>((first_tap - lo - phase.residue) / d);
+      for (std::uint64_t r = 0; r < down; ++r) {
+        streams[r] = down == 1 ? history_[c].data() + (first_tap - origin_)
+                               : streams_.data() + (c * down + r) * row_stride + column;
+      }
+      // One phase straight into the output; more, each into its own row, then interleaved.
+      kernels_.correlate(phase.runs.data(), phase.groups, phase.coefs.data(), streams.data(),
+                         (count - 1 - j) / up + 1,
+                         up == 1 ? dst[c] : phase_out_.data() + j * phase_stride_);
+    }
+    if (up > 1) interleave(phase_out_.data(), phase_stride_, up, count, dst[c]);
+  }
+  advance(st, count);
+}
+
+template <typename S>
+void Stage<S>::produce_lanes(StageState& st, std::size_t count, S* const* dst) {
+  const std::uint64_t up = st.up, down = st.down, tile = layout_->tile;
+  const std::size_t lanes = kernels_.lanes, span = layout_->span;
+  const std::size_t blocks_per_tile = (tile + lanes - 1) / lanes;
+  // Block (cycle k, b) holds outputs k * tile + b * lanes + [0, lanes) of the cycles this
+  // call touches, counted from the cycle of `emitted`; `rel` is its first output relative to
+  // `emitted`, its window starts at base + k * cycle_in + block_start[b] in the history.
+  const std::uint64_t j0 = st.emitted % tile;
+  const auto cycle_in = static_cast<std::int64_t>(tile / up * down);
+  const std::int64_t base = static_cast<std::int64_t>(st.next_index - j0 * down / up) -
+                            static_cast<std::int64_t>(st.before) - origin_;
+  const auto n = static_cast<std::int64_t>(count);
+  const std::int64_t cycles = (n + static_cast<std::int64_t>(j0 + tile) - 1) /
+                              static_cast<std::int64_t>(tile);
+  auto rel_of = [&](std::int64_t k, std::size_t b) {
+    return k * static_cast<std::int64_t>(tile) + static_cast<std::int64_t>(b * lanes) -
+           static_cast<std::int64_t>(j0);
+  };
+  // Blocks of the same b share their coefficients: with enough cycles, each b's blocks are
+  // computed kMaxLaneBlocks at a time; else the blocks in output order.
+  lane_blocks_.clear();
+  const bool by_b = cycles >= static_cast<std::int64_t>(kMaxLaneBlocks);
+  for (std::size_t outer = 0; outer < (by_b ? blocks_per_tile : 1); ++outer) {
+    for (std::int64_t k = 0; k < cycles; ++k) {
+      for (std::size_t b = by_b ? outer : 0; b < (by_b ? outer + 1 : blocks_per_tile); ++b) {
+        const std::int64_t rel = rel_of(k, b);
+        if (rel + static_cast<std::int64_t>(lanes) <= 0 || rel >= n) continue;
+        lane_blocks_.push_back({b, rel, static_cast<std::size_t>(
+                                            base + k * cycle_in +
+                                            static_cast<std::int64_t>(layout_->block_start[b]))});
+      }
+    }
+  }
+  if (phase_out_.size() < kMaxLaneBlocks * lanes) phase_out_.assign(kMaxLaneBlocks * lanes, S(0));
+  const S* coefs[kMaxLaneBlocks];
+  const S* xs[kMaxLaneBlocks];
+  S* outs[kMaxLaneBlocks];
+  for (std::size_t first = 0; first < lane_blocks_.size(); first += kMaxLaneBlocks) {
+    const std::size_t g = std::min(kMaxLaneBlocks, lane_blocks_.size() - first);
+    const LaneBlock* group = lane_blocks_.data() + first;
+    for (std::size_t q = 0; q < g; ++q) {
+      coefs[q] = layout_->blocks.data() + group[q].b * span * lanes;
+    }
+    for (std::size_t c = 0; c < history_.size(); ++c) {
+      for (std::size_t q = 0; q < g; ++q) {
+        // Blocks wholly inside the call and the cycle go straight to the output.
+        const LaneBlock& block = group[q];
+        const bool whole = block.rel >= 0 && block.rel + static_cast<std::int64_t>(lanes) <= n &&
+                           (block.b + 1) * lanes <= tile;
+        xs[q] = history_[c].data() + block.start;
+        outs[q] = whole ? dst[c] + block.rel : phase_out_.data() + q * lanes;
+      }
+      kernels_.lanes_blocks(coefs, xs, span, g, outs);
+      for (std::size_t q = 0; q < g; ++q) {
+        if (outs[q] != phase_out_.data() + q * lanes) continue;
+        // The lanes that are outputs of the cycle and of this call.
+        const LaneBlock& block = group[q];
+        const auto valid =
+            static_cast<std::int64_t>(std::min<std::uint64_t>(lanes, tile - block.b * lanes));
+        const std::int64_t lo = std::max<std::int64_t>(0, -block.rel);
+        const std::int64_t hi = std::min<std::int64_t>(valid, n - block.rel);
+        if (lo < hi) std::copy(outs[q] + lo, outs[q] + hi, dst[c] + block.rel + lo);
+      }
+    }
+  }
+  advance(st, count);
+}
+
+template <typename S>
+void Stage<S>::produce_interpolated(StageState& st, std::size_t count, S* const* dst) {
+  const S* table = design_->table.data();
+  const S* rows[4];
+  S sums[4];
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto start = static_cast<std::size_t>(static_cast<std::int64_t>(st.next_index) -
+                                                static_cast<std::int64_t>(st.before) - origin_);
+    // Position between interpolation rows, from the exact integer phase so it does not depend
+    // on how the stream was chunked.
+    const std::uint64_t scaled = st.next_phase * kInterpPhases;
+    const std::uint64_t p = scaled / st.up;
+    const double mu = static_cast<double>(scaled % st.up) / static_cast<double>(st.up);
+    const double w0 = -mu * (mu - 1.0) * (mu - 2.0) / 6.0;
+    const double w1 = (mu + 1.0) * (mu - 1.0) * (mu - 2.0) / 2.0;
+    const double w2 = -(mu + 1.0) * mu * (mu - 2.0) / 2.0;
+    const double w3 = (mu + 1.0) * mu * (mu - 1.0) / 6.0;
+    for (std::size_t r = 0; r < 4; ++r) rows[r] = table + (p + r) * st.taps;  // u = p-1 .. p+2
+    for (std::size_t c = 0; c < history_.size(); ++c) {
+      kernels_.interp4(rows, history_[c].data() + start, st.taps, sums);
+      dst[c][i] = static_cast<S>((w0 * sums[0] + w1 * sums[1]) + (w2 * sums[2] + w3 * sums[3]));
+    }
+    advance(st, 1);
+  }
+}
+
+template <typename S>
+void Stage<S>::discard_consumed(const StageState& st) {
+  const std::int64_t keep_from = history_start(st);
+  const std::int64_t drop =
+      std::min<std::int64_t>(keep_from - origin_, static_cast<std::int64_t>(length_));
+  if (drop <= 0) return;
+  for (auto& h : history_) h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(drop));
+  length_ -= static_cast<std::size_t>(drop);
+  origin_ += drop;
+}
+
+template class Stage<float>;
+template class Stage<double>;
+
+}  // namespace anunzi::detail

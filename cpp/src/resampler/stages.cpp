@@ -1,0 +1,131 @@
+#include "stages.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace anunzi::detail {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+// Another stage has its own history and bookkeeping: it must save at least this share of the
+// multiply-adds to be chosen.
+constexpr double kMinSaving = 0.1;
+// Half-band stages in a row at most (48 -> 6 kHz takes three).
+constexpr int kMaxHalfbands = 3;
+
+std::uint64_t gcd_u64(std::uint64_t a, std::uint64_t b) {
+  while (b != 0) {
+    const std::uint64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+StageSpec make_stage(std::uint64_t up, std::uint64_t down, const FilterSpec& spec, bool halfband) {
+  const std::uint64_t g = gcd_u64(up, down);
+  StageSpec s;
+  s.up = up / g;
+  s.down = down / g;
+  s.spec = spec;
+  s.halfband = halfband;
+  return s;
+}
+
+// Estimated multiply-adds per final output: each stage's taps times its outputs per output.
+double plan_cost(const std::vector<StageSpec>& plan) {
+  std::vector<double> out_rate;  // relative to the cascade's input rate
+  double rate = 1.0;
+  for (const StageSpec& s : plan) {
+    rate *= static_cast<double>(s.up) / static_cast<double>(s.down);
+    out_rate.push_back(rate);
+  }
+  double cost = 0.0;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    cost += estimated_taps(plan[i]) * out_rate[i] / rate;
+  }
+  return cost;
+}
+
+// Half-bands from the input rate down while the band the last stage passes stays below a
+// quarter of the current rate, then the preset's filter from there. Each half-band keeps that
+// band (up to the preset's stopband edge) free of aliases; what folds above it, the last stage
+// removes.
+std::vector<StageSpec> decimating_plan(std::uint64_t up, std::uint64_t down,
+                                       const FilterSpec& preset, int halfbands) {
+  std::vector<StageSpec> plan;
+  const double ratio = static_cast<double>(up) / static_cast<double>(down);
+  for (int i = 0; i < halfbands; ++i) {
+    // The half-band's lower rate is 2^-(i+1) of the input rate: the last stage's stopband
+    // edge (stopband_begin * ratio / 2) relative to that rate's Nyquist.
+    const double pass = preset.stopband_begin * ratio * std::ldexp(1.0, i + 1);
+    FilterSpec spec = preset;
+    spec.passband_end = pass;
+    spec.stopband_begin = 2.0 - pass;
+    plan.push_back(make_stage(1, 2, spec, true));
+  }
+  plan.push_back(make_stage(up << halfbands, down, preset, false));
+  return plan;
+}
+
+// The preset's filter doubles the rate, then a wide stage: the first stage's output has no
+// content above stopband_begin of the input Nyquist, so its images begin at
+// 2 - stopband_begin / 2 of the doubled rate's Nyquist (the input rate).
+std::vector<StageSpec> interpolating_plan(std::uint64_t up, std::uint64_t down,
+                                          const FilterSpec& preset) {
+  std::vector<StageSpec> plan{make_stage(2, 1, preset, false)};
+  FilterSpec wide = preset;
+  wide.passband_end = preset.passband_end / 2.0;
+  wide.stopband_begin = 2.0 - preset.stopband_begin / 2.0;
+  wide.flat_passband = true;  // its ripple adds to the first stage's
+  const StageSpec second = make_stage(up, 2 * down, wide, false);
+  if (second.up != second.down) plan.push_back(second);
+  return plan;
+}
+
+}  // namespace
+
+double estimated_taps(const StageSpec& stage) {
+  const double nu = std::min(1.0, static_cast<double>(stage.up) / static_cast<double>(stage.down));
+  const double transition =
+      (stage.spec.stopband_begin - stage.spec.passband_end) * 0.5 * nu;  // cycles per input
+  const double length =
+      (stage.spec.attenuation_db + 2.5 - 7.95) / (2.285 * 2.0 * kPi * transition) + 1.0;
+  return stage.halfband ? length / 2.0 + 1.0 : length;
+}
+
+std::vector<std::vector<StageSpec>> plan_candidates(std::uint64_t up, std::uint64_t down,
+                                                     const FilterSpec& preset) {
+  const std::vector<StageSpec> single{make_stage(up, down, preset, false)};
+  const double ratio = static_cast<double>(up) / static_cast<double>(down);
+  if (ratio > kMaxCascadeRatio || ratio < 1.0 / kMaxCascadeRatio || preset.double_precision) {
+    return {single};
+  }
+  std::vector<std::vector<StageSpec>> plans;
+  for (int h = 1; h <= kMaxHalfbands && preset.stopband_begin * ratio < std::ldexp(1.0, -h);
+       ++h) {
+    plans.push_back(decimating_plan(up, down, preset, h));
+  }
+  if (ratio >= 2.0) plans.push_back(interpolating_plan(up, down, preset));
+  for (auto& plan : plans) {
+    // Each stage leaves its own residue of aliases and images, and at some output frequencies
+    // those of every stage land together, in phase: each stage rejects that much more.
+    const double extra_db = 20.0 * std::log10(static_cast<double>(plan.size()));
+    for (StageSpec& s : plan) s.spec.attenuation_db += extra_db;
+  }
+  // Cheapest first; another stage has its own history and bookkeeping, so a plan must save
+  // kMinSaving of the multiply-adds per stage it adds to come before a shorter one.
+  auto cost = [](const std::vector<StageSpec>& plan) {
+    return plan_cost(plan) * (1.0 + kMinSaving * static_cast<double>(plan.size() - 1));
+  };
+  std::stable_sort(plans.begin(), plans.end(),
+                   [&](const auto& a, const auto& b) { return cost(a) < cost(b); });
+  const double single_cost = cost(single);
+  plans.erase(std::remove_if(plans.begin(), plans.end(),
+                             [&](const auto& plan) { return cost(plan) >= single_cost; }),
+              plans.end());
+  plans.push_back(single);
+  return plans;
+}
+
+}  // namespace anunzi::detail
