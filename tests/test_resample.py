@@ -512,6 +512,68 @@ def test_every_isa_path_agrees(isa: str) -> None:
     assert np.max(np.abs(y_prime - resample(x.astype(np.float64), 7919, 16000))) < 1e-5
 
 
+# One conversion of each kind of cascade (what each stage computes with, on AVX-512; other
+# instruction sets may pick the other kernel for a stage).
+CASCADES = [
+    (48000, 16000, "HQ"),  # half-band, then 2/3 by phase (correlate)
+    (48000, 16000, "MQ"),  # half-band, then 2/3 in vectors of consecutive outputs (lanes)
+    (44100, 16000, "HQ"),  # half-band, then 320/441 (lanes)
+    (192000, 24000, "HQ"),  # three 2:1 stages, the last not a half-band
+    (96000, 16000, "LQ"),  # two half-bands, then 2/3 (lanes)
+    (16000, 48000, "HQ"),  # the sharp 2:1 up, then a wide 3/2 (correlate)
+    (16000, 44100, "HQ"),  # the sharp 2:1 up, then a wide 441/320 (lanes)
+    (16000, 48000, "QQ"),  # one stage of 3 phases in vectors of consecutive outputs
+    (44100, 48000, "HQ"),  # one stage of 160 phases (lanes)
+    (7919, 16000, "HQ"),  # interpolated rows
+    (16000, 48000, "VHQ"),  # float64 (correlate)
+]
+
+
+def test_the_cascades_cover_every_kind_of_stage() -> None:
+    kinds = {
+        (in_rate, out_rate, quality): [
+            ("half-band" if s["design"] == "half-band" else s["kernel"], s["up"], s["down"])
+            for s in ResampleStream(in_rate, out_rate, 1, quality=quality)._core.stages
+        ]
+        for in_rate, out_rate, quality in CASCADES
+    }
+    assert kinds[48000, 16000, "HQ"] == [("half-band", 1, 2), ("correlate", 2, 3)]
+    assert kinds[44100, 16000, "HQ"] == [("half-band", 1, 2), ("lanes", 320, 441)]
+    assert [k[0] for k in kinds[192000, 24000, "HQ"]] == ["half-band", "half-band", "correlate"]
+    assert [k[0] for k in kinds[96000, 16000, "LQ"]] == ["half-band", "half-band", "lanes"]
+    assert kinds[16000, 44100, "HQ"] == [("correlate", 2, 1), ("lanes", 441, 320)]
+    assert kinds[7919, 16000, "HQ"] == [("interpolated", 16000, 7919)]
+    if "avx512" in _native.supported_isas() and _native.active_isa() == "avx512":
+        assert kinds[48000, 16000, "MQ"][1] == ("lanes", 2, 3)
+        assert kinds[16000, 48000, "HQ"] == [("correlate", 2, 1), ("correlate", 3, 2)]
+        assert kinds[16000, 48000, "QQ"] == [("lanes", 3, 1)]
+
+
+@pytest.mark.parametrize("isa", _native.supported_isas())
+@pytest.mark.parametrize(("in_rate", "out_rate", "quality"), CASCADES)
+@pytest.mark.usefixtures("restore_isa")
+def test_every_cascade_streams_bit_exactly_on_every_isa(
+    isa: str, in_rate: int, out_rate: int, quality: str
+) -> None:
+    # Each stage computes each output from a fixed window in a fixed order and hands it to the
+    # next as soon as it exists: chunks of one sample, primes and large ones all give the
+    # one-shot result, on every kernel path, and so does the one-shot split across threads.
+    _native.set_active_isa(isa)
+    rng = np.random.default_rng(in_rate + out_rate)
+    x = (rng.standard_normal((4001, 2)) * 0.3).astype(np.float32)
+    one = resample(x, in_rate, out_rate, quality, threads=1)
+    assert len(one) == (2 * len(x) * out_rate + in_rate) // (2 * in_rate)
+    for sizes in ([1], [7], [101, 3, 1009], [8191]):
+        assert np.array_equal(stream_in_chunks(x, in_rate, out_rate, sizes, quality), one), sizes
+    long_x = np.tile(x, (max(40, 4 * in_rate // len(x) + 1), 1))  # 4 s at least
+    core = ResampleStream(in_rate, out_rate, 2, "float32", quality)._core
+    assert core.oneshot_parts(len(long_x), 3) > 1
+    assert np.array_equal(
+        resample(long_x, in_rate, out_rate, quality, threads=3),
+        resample(long_x, in_rate, out_rate, quality, threads=1),
+    )
+
+
 def test_unknown_isa_falls_back_to_the_best_level_with_a_warning() -> None:
     # The one rule for every part (tests/native/test_dispatch.py checks the conversions): an
     # unknown or unsupported ANUNZI_FAST_ISA is the best level, and a RuntimeWarning names it.
