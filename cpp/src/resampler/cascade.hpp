@@ -41,7 +41,7 @@ class Cascade {
  private:
   // Input is buffered and consumed in blocks of this many frames so the histories stay in
   // cache (a block also bounds what one stage hands the next at a time).
-  static constexpr std::size_t kBlockFrames = 16384;
+  static constexpr std::size_t kBlockFrames = 8192;
   static constexpr std::size_t kScratchFrames = 4096;
 
   void append(StreamState& st, const StridedConstView& in, std::size_t start, std::size_t n);

@@ -52,6 +52,11 @@ struct Kernels {
   // block holds, per lane, its output's taps shifted to where its window starts in xs.
   void (*lanes_blocks)(const S* const* coefs, const S* const* xs, std::size_t span,
                        std::size_t g, S* const* outs);
+  // outs[r][m] = x[m * ways + r] for m < n and r < ways: the sub-streams of a decimation.
+  void (*deinterleave)(const S* x, std::size_t ways, std::size_t n, S* const* outs);
+  // out[m * ways + r] = ins[r][m] for m < n and r < ways: the phases of an interpolation back
+  // in order.
+  void (*interleave)(const S* const* ins, std::size_t ways, std::size_t n, S* out);
   // Four dot products of k taps (a multiple of 16 for float, 8 for double) with one window:
   // out[r] = dot(rows[r], x), for the cubic interpolation between table rows. Reads up to
   // one vector past the window.

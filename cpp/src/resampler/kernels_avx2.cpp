@@ -17,6 +17,7 @@ struct Avx2Float {
   static constexpr std::size_t kLanes = 8;
   static constexpr std::size_t kAccumulators = 4;
   static constexpr std::size_t kMaxRun = 8;
+  static constexpr bool kHasPermute = false;
   ANUNZI_KERNEL_INLINE static Vec zero() { return _mm256_setzero_ps(); }
   ANUNZI_KERNEL_INLINE static Vec load(const float* p) { return _mm256_loadu_ps(p); }
   ANUNZI_KERNEL_INLINE static Vec broadcast(const float* p) { return _mm256_broadcast_ss(p); }
@@ -37,6 +38,7 @@ struct Avx2Double {
   static constexpr std::size_t kLanes = 4;
   static constexpr std::size_t kAccumulators = 4;
   static constexpr std::size_t kMaxRun = 8;
+  static constexpr bool kHasPermute = false;
   ANUNZI_KERNEL_INLINE static Vec zero() { return _mm256_setzero_pd(); }
   ANUNZI_KERNEL_INLINE static Vec load(const double* p) { return _mm256_loadu_pd(p); }
   ANUNZI_KERNEL_INLINE static Vec broadcast(const double* p) { return _mm256_broadcast_sd(p); }

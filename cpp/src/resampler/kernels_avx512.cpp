@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels.hpp"
 #include "kernels_simd.hpp"
@@ -17,6 +18,14 @@ struct Avx512Float {
   static constexpr std::size_t kLanes = 16;
   static constexpr std::size_t kAccumulators = 12;
   static constexpr std::size_t kMaxRun = 12;
+  static constexpr bool kHasPermute = true;
+  using IndexScalar = std::int32_t;
+  ANUNZI_KERNEL_INLINE static __m512i load_index(const std::int32_t* p) {
+    return _mm512_loadu_si512(p);
+  }
+  ANUNZI_KERNEL_INLINE static Vec permute2(Vec lo, __m512i idx, Vec hi) {
+    return _mm512_permutex2var_ps(lo, idx, hi);
+  }
   ANUNZI_KERNEL_INLINE static Vec zero() { return _mm512_setzero_ps(); }
   ANUNZI_KERNEL_INLINE static Vec load(const float* p) { return _mm512_loadu_ps(p); }
   ANUNZI_KERNEL_INLINE static Vec broadcast(const float* p) { return _mm512_set1_ps(*p); }
@@ -40,6 +49,14 @@ struct Avx512Double {
   static constexpr std::size_t kLanes = 8;
   static constexpr std::size_t kAccumulators = 12;
   static constexpr std::size_t kMaxRun = 12;
+  static constexpr bool kHasPermute = true;
+  using IndexScalar = std::int64_t;
+  ANUNZI_KERNEL_INLINE static __m512i load_index(const std::int64_t* p) {
+    return _mm512_loadu_si512(p);
+  }
+  ANUNZI_KERNEL_INLINE static Vec permute2(Vec lo, __m512i idx, Vec hi) {
+    return _mm512_permutex2var_pd(lo, idx, hi);
+  }
   ANUNZI_KERNEL_INLINE static Vec zero() { return _mm512_setzero_pd(); }
   ANUNZI_KERNEL_INLINE static Vec load(const double* p) { return _mm512_loadu_pd(p); }
   ANUNZI_KERNEL_INLINE static Vec broadcast(const double* p) { return _mm512_set1_pd(*p); }

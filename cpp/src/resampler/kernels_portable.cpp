@@ -16,6 +16,7 @@ struct OneLane {
   static constexpr std::size_t kLanes = 1;
   static constexpr std::size_t kAccumulators = 4;
   static constexpr std::size_t kMaxRun = 8;
+  static constexpr bool kHasPermute = false;
   ANUNZI_KERNEL_INLINE static Vec zero() { return S(0); }
   ANUNZI_KERNEL_INLINE static Vec load(const S* p) { return *p; }
   ANUNZI_KERNEL_INLINE static Vec broadcast(const S* p) { return *p; }

@@ -19,7 +19,9 @@
 //   zero(), load(p), broadcast(p)  (load is unaligned);
 //   fma(a, b, c)                   a * b + c (rounded once where the ISA has FMA);
 //   store(p, v), storeu(p, v)      to a 64-byte aligned p, to any p;
-//   reduce(v)                      the horizontal sum, with a fixed pairing of lanes.
+//   reduce(v)                      the horizontal sum, with a fixed pairing of lanes;
+//   kHasPermute, IndexScalar, load_index(p), permute2(lo, idx, hi)
+//                                  lane idx[l] of the concatenation lo:hi, when the ISA has it.
 //
 // Why the kernels look as they do (measured on the project's AVX-512 machine, where two FMA
 // units retire 2 zmm multiply-adds per cycle and a cache-line-splitting load costs about two):
@@ -244,6 +246,92 @@ void lanes_blocks(const ScalarOf<Ops>* const* coefs, const ScalarOf<Ops>* const*
   lanes_of<Ops, false>(coefs, xs, span, g, out);
 }
 
+// ---- deinterleave and interleave: strides of 2 and 3 (the common decimations and
+// interpolations) with two-source permutes where the ISA has them (kHasPermute: IndexScalar,
+// load_index(p), permute2(lo, idx, hi) picking lane idx of lo:hi), else element by element.
+// The index vectors, for `ways` of 2 and 3, are constants: [ways - 2][row or vector][lane].
+template <typename I, std::size_t kW>
+struct StrideIndices {
+  // deinterleave: row r, lane l is x[ways * l + r] of the vectors a, b, c loaded from x; the
+  // first permute takes it from a:b, the second from c for what lies beyond them.
+  I split_ab[2][3][kW];
+  I split_c[2][3][kW];
+  // interleave: output vector v, lane l is element e = v * kW + l, row e % ways, index
+  // e / ways; the first permute takes rows 0 and 1, the second row 2.
+  I merge_ab[2][3][kW];
+  I merge_c[2][3][kW];
+  constexpr StrideIndices() : split_ab{}, split_c{}, merge_ab{}, merge_c{} {
+    for (std::size_t ways = 2; ways <= 3; ++ways) {
+      for (std::size_t r = 0; r < ways; ++r) {
+        for (std::size_t l = 0; l < kW; ++l) {
+          const std::size_t e = ways * l + r;
+          split_ab[ways - 2][r][l] = static_cast<I>(e < 2 * kW ? e : 0);
+          split_c[ways - 2][r][l] = static_cast<I>(e < 2 * kW ? l : e - kW);
+          const std::size_t f = r * kW + l, row = f % ways, i = f / ways;
+          merge_ab[ways - 2][r][l] = static_cast<I>(row == 0 ? i : row == 1 ? kW + i : 0);
+          merge_c[ways - 2][r][l] = static_cast<I>(row == 2 ? kW + i : l);
+        }
+      }
+    }
+  }
+};
+
+template <typename Ops>
+constexpr StrideIndices<typename Ops::IndexScalar, Ops::kLanes> kStrideIndices{};
+
+template <typename Ops>
+void deinterleave(const ScalarOf<Ops>* x, std::size_t ways, std::size_t n,
+                  ScalarOf<Ops>* const* outs) {
+  std::size_t m = 0;
+  if constexpr (Ops::kHasPermute) {
+    constexpr std::size_t kW = Ops::kLanes;
+    constexpr const auto& kIdx = kStrideIndices<Ops>;
+    if (ways == 2 || ways == 3) {
+      const std::size_t w = ways - 2;
+      for (; m + kW <= n; m += kW) {
+        const ScalarOf<Ops>* p = x + ways * m;
+        const VecOf<Ops> a = Ops::load(p), b = Ops::load(p + kW);
+        for (std::size_t r = 0; r < ways; ++r) {
+          VecOf<Ops> row = Ops::permute2(a, Ops::load_index(kIdx.split_ab[w][r]), b);
+          if (ways == 3) {
+            row = Ops::permute2(row, Ops::load_index(kIdx.split_c[w][r]), Ops::load(p + 2 * kW));
+          }
+          Ops::storeu(outs[r] + m, row);
+        }
+      }
+    }
+  }
+  for (; m < n; ++m) {
+    for (std::size_t r = 0; r < ways; ++r) outs[r][m] = x[m * ways + r];
+  }
+}
+
+template <typename Ops>
+void interleave(const ScalarOf<Ops>* const* ins, std::size_t ways, std::size_t n,
+                ScalarOf<Ops>* out) {
+  std::size_t m = 0;
+  if constexpr (Ops::kHasPermute) {
+    constexpr std::size_t kW = Ops::kLanes;
+    constexpr const auto& kIdx = kStrideIndices<Ops>;
+    if (ways == 2 || ways == 3) {
+      const std::size_t w = ways - 2;
+      for (; m + kW <= n; m += kW) {
+        const VecOf<Ops> a = Ops::load(ins[0] + m), b = Ops::load(ins[1] + m);
+        for (std::size_t v = 0; v < ways; ++v) {
+          VecOf<Ops> vec = Ops::permute2(a, Ops::load_index(kIdx.merge_ab[w][v]), b);
+          if (ways == 3) {
+            vec = Ops::permute2(vec, Ops::load_index(kIdx.merge_c[w][v]), Ops::load(ins[2] + m));
+          }
+          Ops::storeu(out + ways * m + v * kW, vec);
+        }
+      }
+    }
+  }
+  for (; m < n; ++m) {
+    for (std::size_t r = 0; r < ways; ++r) out[m * ways + r] = ins[r][m];
+  }
+}
+
 // ---- interp4: four rows against one window, each row's chunks summed in order into one
 // accumulator, then reduced.
 template <typename Ops>
@@ -268,7 +356,8 @@ ANUNZI_KERNEL_BODY void interp4(const ScalarOf<Ops>* const* rows, const ScalarOf
 // The table entry for one arithmetic type.
 template <typename Ops>
 constexpr Kernels<ScalarOf<Ops>> kernels_of() {
-  return {Ops::kLanes, Ops::kMaxRun, correlate<Ops>, lanes_blocks<Ops>, interp4<Ops>};
+  return {Ops::kLanes,          Ops::kMaxRun,      correlate<Ops>, lanes_blocks<Ops>,
+          deinterleave<Ops>, interleave<Ops>, interp4<Ops>};
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ struct Sse2Float {
   static constexpr std::size_t kLanes = 4;
   static constexpr std::size_t kAccumulators = 4;
   static constexpr std::size_t kMaxRun = 8;
+  static constexpr bool kHasPermute = false;
   ANUNZI_KERNEL_INLINE static Vec zero() { return _mm_setzero_ps(); }
   ANUNZI_KERNEL_INLINE static Vec load(const float* p) { return _mm_loadu_ps(p); }
   ANUNZI_KERNEL_INLINE static Vec broadcast(const float* p) { return _mm_set1_ps(*p); }
@@ -37,6 +38,7 @@ struct Sse2Double {
   static constexpr std::size_t kLanes = 2;
   static constexpr std::size_t kAccumulators = 4;
   static constexpr std::size_t kMaxRun = 8;
+  static constexpr bool kHasPermute = false;
   ANUNZI_KERNEL_INLINE static Vec zero() { return _mm_setzero_pd(); }
   ANUNZI_KERNEL_INLINE static Vec load(const double* p) { return _mm_loadu_pd(p); }
   ANUNZI_KERNEL_INLINE static Vec broadcast(const double* p) { return _mm_set1_pd(*p); }

@@ -29,6 +29,8 @@ constexpr double kKaiserMarginDb = 2.5;
 // everywhere, where float32 coefficients and arithmetic add their own error (about -135 dB).
 // A few dB of margin keeps the measured rejection at the preset's figure.
 constexpr double kEquirippleMarginDb = 3.0;
+// Deeper stopbands (by 0.25 dB each) tried when the exchange fails at the one asked for.
+constexpr int kEquirippleRetries = 4;
 // The exchange loses alternation when the weights span more than this (VHQ's 175 dB against
 // its 1e-4 passband ripple); such designs use the window method without trying.
 constexpr double kMaxWeightRatio = 1e3;
@@ -196,6 +198,14 @@ Prototype Prototype::design(std::uint64_t up, std::uint64_t down, const FilterSp
   if (up <= kMaxEquirippleTaps && equiripple_length_estimate(direct_spec) / (2.0 * p.up_) <
                                       p.half_width_) {
     std::vector<double> direct = equiripple_lowpass(direct_spec, kMaxEquirippleTaps);
+    // Near 450 taps the exchange can lose alternation at one ripple and not at one a hair
+    // smaller (HQ's 2/3 stage at 135.5 dB fails, at 136 does not): retry a little deeper.
+    for (int retry = 1; direct.empty() && retry <= kEquirippleRetries; ++retry) {
+      LowpassSpec deeper = direct_spec;
+      deeper.stop_ripple *= std::pow(10.0, -0.25 * retry / 20.0);
+      deeper.flat_ripple = std::min(deeper.flat_ripple, deeper.stop_ripple);
+      direct = equiripple_lowpass(deeper, kMaxEquirippleTaps);
+    }
     const double half_width = (static_cast<double>(direct.size() / 2) + 0.5) / p.up_;
     if (!direct.empty() && half_width < p.half_width_) {  // (equal ripples: no shorter)
       p.kind_ = PrototypeKind::kEquiripple;

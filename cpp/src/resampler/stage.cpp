@@ -25,55 +25,6 @@ std::uint64_t scale_floor(std::uint64_t n, std::uint64_t num, std::uint64_t den)
   return n / den * num + n % den * num / den;
 }
 
-// x[0], x[stride], ... x[(n - 1) * stride] into out[0 .. n): the strides of the common
-// decimations written out, so the compiler vectorises their loads.
-template <typename S>
-void split(const S* x, std::uint64_t stride, std::size_t n, S* out) {
-  switch (stride) {
-    case 2:
-      for (std::size_t m = 0; m < n; ++m) out[m] = x[2 * m];
-      return;
-    case 3:
-      for (std::size_t m = 0; m < n; ++m) out[m] = x[3 * m];
-      return;
-    case 4:
-      for (std::size_t m = 0; m < n; ++m) out[m] = x[4 * m];
-      return;
-    default:
-      for (std::size_t m = 0; m < n; ++m) out[m] = x[m * stride];
-  }
-}
-
-// out[k * ways + j] = in[j * stride + k] for the `count` outputs: the phases' outputs back in
-// order, the common factors written out so the compiler vectorises them.
-template <typename S>
-void interleave(const S* in, std::size_t stride, std::uint64_t ways, std::size_t count, S* out) {
-  const std::size_t full = count / ways;  // k below this: every phase has its output
-  switch (ways) {
-    case 1:
-      std::copy(in, in + count, out);
-      return;
-    case 2:
-      for (std::size_t k = 0; k < full; ++k) {
-        out[2 * k] = in[k];
-        out[2 * k + 1] = in[stride + k];
-      }
-      break;
-    case 3:
-      for (std::size_t k = 0; k < full; ++k) {
-        out[3 * k] = in[k];
-        out[3 * k + 1] = in[stride + k];
-        out[3 * k + 2] = in[2 * stride + k];
-      }
-      break;
-    default:
-      for (std::size_t k = 0; k < full; ++k) {
-        for (std::uint64_t j = 0; j < ways; ++j) out[k * ways + j] = in[j * stride + k];
-      }
-  }
-  for (std::size_t i = full * ways; i < count; ++i) out[i] = in[(i % ways) * stride + full];
-}
-
 std::uint64_t gcd_u64(std::uint64_t a, std::uint64_t b) {
   while (b != 0) {
     const std::uint64_t t = a % b;
@@ -93,27 +44,17 @@ std::uint64_t lanes_tile(const StageState& st, std::size_t lanes) {
              : st.up;
 }
 
-// The kernel with the lower estimated cost per output, in multiply-adds at the kernels' best
-// speed: kCorrelate's cost falls as its runs get longer (runs of one tap load a window per
-// multiply-add), and it pays for splitting the input into `down` sub-streams and interleaving
-// the `up` phases; kLanes multiplies the zero taps of its shifted blocks and its idle lanes
-// too, and each block costs some bookkeeping. The constants are rough fits to the one-shot
-// speeds measured with either kernel forced (2/1, 1/2, 2/3, 3/2, 160/147, 441/320).
+// Which kernel computes a stage, as measured with either forced (one-shot, AVX-512): kLanes
+// where there are too many phases for kCorrelate (160/147: 3.8x faster), and for decimations
+// by one phase with short runs and no zero taps (1/3 at LQ, 101 taps in runs of 2: 1.26x);
+// kCorrelate everywhere else (3/2 with 18 taps: 1.15x, 3/1 at QQ: 1.3x, 2/1 and 2/3 at HQ,
+// half-bands, whose zero taps kLanes would multiply).
 StageKernel choose_kernel(const StageState& st, std::size_t lanes) {
-  constexpr double kLanesBookkeeping = 16.0;
   if (st.interpolated) return StageKernel::kInterpolated;
-  const double w = static_cast<double>(lanes), up = static_cast<double>(st.up),
-               down = static_cast<double>(st.down);
-  const double run = std::max(1.0, static_cast<double>(st.taps) / (w * down));
-  const double speed = run >= 8 ? 1.0 : run >= 4 ? 0.85 : run >= 2 ? 0.6 : 0.4;
-  const double correlate = st.nonzero_taps / speed + (st.down > 1 ? 4.0 * down / up : 0.0) +
-                           (st.up > 1 ? 4.0 : 0.0);
-  const double tile = static_cast<double>(lanes_tile(st, lanes));
-  const double used = tile / (std::ceil(tile / w) * w);  // lanes that are outputs
-  const double lanes_cost =
-      (static_cast<double>(st.taps) + w * down / up) / (0.85 * used) + kLanesBookkeeping;
   if (st.up > kMaxCorrelatePhases) return StageKernel::kLanes;
-  return lanes_cost < correlate ? StageKernel::kLanes : StageKernel::kCorrelate;
+  const double run = static_cast<double>(st.taps) / static_cast<double>(lanes * st.down);
+  const bool dense = st.nonzero_taps > 0.9 * static_cast<double>(st.taps);
+  return st.up == 1 && run < 4.0 && dense ? StageKernel::kLanes : StageKernel::kCorrelate;
 }
 
 }  // namespace
@@ -374,15 +315,19 @@ void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* ds
     if (streams_.size() < channels * down * row_stride) {
       streams_.assign(channels * down * row_stride, S(0));
     }
+    row_ptrs_.resize(down);
     for (std::size_t c = 0; c < channels; ++c) {
       const SampleVector<S>& h = history_[c];
       const auto from = static_cast<std::size_t>(lo - origin_);
+      // The columns whose samples the history holds (the rest is zero: past the signal).
+      const std::size_t held = std::min(columns, (h.size() - from) / down);
+      for (std::uint64_t r = 0; r < down; ++r) {
+        row_ptrs_[r] = streams_.data() + (c * down + r) * row_stride;
+      }
+      kernels_.deinterleave(h.data() + from, down, held, row_ptrs_.data());
       for (std::uint64_t r = 0; r < down; ++r) {
         S* x = streams_.data() + (c * down + r) * row_stride;
-        const std::size_t have = h.size() > from + r ? (h.size() - from - r + down - 1) / down : 0;
-        const std::size_t m = std::min(columns, have);
-        split(h.data() + from + r, down, m, x);
-        std::fill(x + m, x + columns, S(0));
+        std::fill(x + held, x + columns, S(0));
       }
     }
   }
@@ -405,7 +350,16 @@ void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* ds
                          (count - 1 - j) / up + 1,
                          up == 1 ? dst[c] : phase_out_.data() + j * phase_stride_);
     }
-    if (up > 1) interleave(phase_out_.data(), phase_stride_, up, count, dst[c]);
+    if (up > 1) {
+      // Phase j holds outputs j, j + up, ...: whole groups of up outputs, then the rest.
+      phase_ptrs_.resize(up);
+      for (std::uint64_t j = 0; j < up; ++j) phase_ptrs_[j] = phase_out_.data() + j * phase_stride_;
+      const std::size_t whole = count / up;
+      kernels_.interleave(phase_ptrs_.data(), up, whole, dst[c]);
+      for (std::size_t i = whole * up; i < count; ++i) {
+        dst[c][i] = phase_out_[(i % up) * phase_stride_ + whole];
+      }
+    }
   }
   advance(st, count);
 }

@@ -84,7 +84,9 @@ class Stage {
   // kCorrelate: the history split into `down` sub-streams, per channel; pointers into them;
   // one phase's outputs. kLanes: the output blocks of one call, by phase block.
   AlignedVector<S> streams_;
-  std::vector<const S*> stream_ptrs_;
+  std::vector<S*> row_ptrs_;           // the sub-streams, to fill
+  std::vector<const S*> stream_ptrs_;  // where one phase's windows start in them
+  std::vector<const S*> phase_ptrs_;   // the phases' outputs, to interleave
   AlignedVector<S> phase_out_;  // kCorrelate: [phase][phase_stride_]
   std::size_t phase_stride_ = 0;
   struct LaneBlock {

@@ -12,6 +12,9 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr double kMinSaving = 0.1;
 // Half-band stages in a row at most (48 -> 6 kHz takes three).
 constexpr int kMaxHalfbands = 3;
+// What the dominant stage of a cascade rejects beyond the preset: with the others' residues at
+// a quarter of the preset's, amplitudes adding in phase stay within it.
+constexpr double kDominantMarginDb = 2.5;
 
 std::uint64_t gcd_u64(std::uint64_t a, std::uint64_t b) {
   while (b != 0) {
@@ -109,9 +112,26 @@ std::vector<std::vector<StageSpec>> plan_candidates(std::uint64_t up, std::uint6
   if (ratio >= 2.0) plans.push_back(interpolating_plan(up, down, preset));
   for (auto& plan : plans) {
     // Each stage leaves its own residue of aliases and images, and at some output frequencies
-    // those of every stage land together, in phase: each stage rejects that much more.
-    const double extra_db = 20.0 * std::log10(static_cast<double>(plan.size()));
-    for (StageSpec& s : plan) s.spec.attenuation_db += extra_db;
+    // those of every stage land together, in phase. The cheap stages reject 12 dB more than
+    // the preset (and as much more again as there are of them), so that together they leave a
+    // quarter of its residue; the dominant stage, whose length matters, only 2.5 dB more.
+    std::size_t dominant = 0;
+    double most = 0.0, rate = 1.0, final_rate = 1.0;
+    for (const StageSpec& s : plan) {
+      final_rate *= static_cast<double>(s.up) / static_cast<double>(s.down);
+    }
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      rate *= static_cast<double>(plan[i].up) / static_cast<double>(plan[i].down);
+      const double cost = estimated_taps(plan[i]) * rate / final_rate;
+      if (cost > most) {
+        most = cost;
+        dominant = i;
+      }
+    }
+    const double others_db = 12.0 + 20.0 * std::log10(static_cast<double>(plan.size() - 1));
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      plan[i].spec.attenuation_db += i == dominant ? kDominantMarginDb : others_db;
+    }
   }
   // Cheapest first; another stage has its own history and bookkeeping, so a plan must save
   // kMinSaving of the multiply-adds per stage it adds to come before a shorter one.
