@@ -18,10 +18,12 @@ preset: equiripple (Parks-McClellan) where that is shorter (always at HQ), with 
 ripple of +-0.0009 dB that stays within 2e-5 (QQ, LQ), the stopband's ripple (MQ) or 5e-7 (HQ)
 up to 0.8 of the passband edge, so a tone there comes out as the same tone at the new rate
 (within 1e-4 of full scale at 32 Hz for every preset); Kaiser-windowed sincs otherwise (VHQ).
-The sharp filter runs at the lowest rate the ratio allows: decimations by more than 2 first
-halve the rate with half-band filters (48 -> 24 kHz, then 24 -> 16 kHz), and upsamplings by 2 or
-more double it with the sharp filter, then finish with a short wide-transition stage (16 ->
-32 -> 48 kHz), unless that would take the latency past 6 ms (and past the single filter's).
+Where it is faster, the sharp filter runs at the lowest rate the ratio allows: decimations by
+more than 2 first halve the rate with half-band filters (96 -> 48 kHz, then 48 -> 16 kHz), and
+upsamplings by 2 or more double it with the sharp filter, then finish with a short
+wide-transition stage (16 -> 32 -> 44.1 kHz), unless that would take the latency past 6 ms
+(and past the single filter's). A single filter of few phases (48 <-> 16 kHz) runs faster
+than such a cascade, which needs fewer multiply-adds but spends them in short filters.
 ``ResampleStream(...)._core.design`` names the designs a stream uses, ``_core.stages``
 describes its stages. Measured on 48 kHz -> 16 kHz with float32 data (VHQ: float64 data),
 residual of a tone at 10 kHz / 20 kHz relative to the input, THD+N of a 1 kHz tone, and
@@ -52,7 +54,7 @@ each continuing the conversion from its own output sample: the result is bit-ide
 any thread count.
 
 Latency is a fixed number of samples at the lower rate, so it grows as that rate falls: at HQ it
-is 1.8 ms for 44.1 <-> 48 kHz, 5.0 ms for 16 -> 48 kHz, 5.3 ms for 48 -> 16 kHz and 5.1 ms for
+is 1.8 ms for 44.1 <-> 48 kHz, 4.7 ms for 16 -> 48 kHz, 4.6 ms for 48 -> 16 kHz and 5.1 ms for
 16 -> 44.1 kHz. HQ stays within 6 ms only when the lower rate is at least 16 kHz; below it, HQ
 latency exceeds 6 ms: 6.6 ms at 12 kHz -> 48 kHz, 7.2 ms at 11.025 kHz -> 44.1 kHz, 9.4 ms at
 8 kHz <-> 16 kHz and 9.9 ms at 8 kHz -> 48 kHz. Choose MQ or a lower preset where that matters

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 
 namespace anunzi::detail {
@@ -79,19 +81,33 @@ std::size_t Cascade<S>::run_stages(StreamState& st, const StridedView& out, std:
     if (target > ss.emitted) {
       const auto count = static_cast<std::size_t>(target - ss.emitted);
       if (s < last) {
-        stages_[s + 1].grow(st.stages[s + 1], count);
-        for (std::size_t c = 0; c < st.channels; ++c) dst_[c] = stages_[s + 1].tail(c, count);
-        stages_[s].produce(ss, count, dst_.data());
+        Stage<S>& next = stages_[s + 1];
+        next.grow(st.stages[s + 1], count);
+        if (!next.planar()) {
+          for (std::size_t c = 0; c < st.channels; ++c) dst_[c] = next.tail(c, count);
+          stages_[s].produce(ss, count, dst_.data());
+        } else {  // through staging_ into the next stage's rows
+          staging_.resize(st.channels * count);
+          for (std::size_t c = 0; c < st.channels; ++c) dst_[c] = staging_.data() + c * count;
+          stages_[s].produce(ss, count, dst_.data());
+          for (std::size_t c = 0; c < st.channels; ++c) next.put(c, dst_[c], count);
+        }
       } else {
-        for (std::size_t done = 0; done < count;) {
-          const std::size_t batch = std::min(kScratchFrames, count - done);
-          for (std::size_t c = 0; c < st.channels; ++c) {
-            dst_[c] = scratch_.data() + c * kScratchFrames;
+        if (writes_directly(out)) {  // straight into the caller's array
+          dst_[0] = static_cast<S*>(out.data) + (out_pos + produced);
+          stages_[s].produce(ss, count, dst_.data());
+          produced += count;
+        } else {
+          for (std::size_t done = 0; done < count;) {
+            const std::size_t batch = std::min(kScratchFrames, count - done);
+            for (std::size_t c = 0; c < st.channels; ++c) {
+              dst_[c] = scratch_.data() + c * kScratchFrames;
+            }
+            stages_[s].produce(ss, batch, dst_.data());
+            store_batch(st, out, out_pos + produced, batch);
+            produced += batch;
+            done += batch;
           }
-          stages_[s].produce(ss, batch, dst_.data());
-          store_batch(st, out, out_pos + produced, batch);
-          produced += batch;
-          done += batch;
         }
       }
     }
@@ -106,10 +122,17 @@ inline void Cascade<S>::append(StreamState& st, const StridedConstView& in, std:
   if (n == 0) return;
   Stage<S>& first = stages_.front();
   first.grow(st.stages.front(), n);
+  constexpr SampleType kOwn = std::is_same<S, float>::value ? SampleType::kFloat32
+                                                            : SampleType::kFloat64;
+  if (first.planar()) staging_.resize(n);
   for (std::size_t c = 0; c < st.channels; ++c) {
-    S* dst = first.tail(c, n);
     const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(c) * in.channel_stride +
                                   static_cast<std::ptrdiff_t>(start) * in.frame_stride;
+    if (first.planar() && in.type == kOwn && in.frame_stride == 1) {
+      first.put(c, static_cast<const S*>(in.data) + offset, n);  // split straight into rows
+      continue;
+    }
+    S* dst = first.planar() ? staging_.data() : first.tail(c, n);
     // One type switch per block; the per-sample loops below are plain conversions.
     switch (in.type) {
       case SampleType::kFloat32:
@@ -127,7 +150,16 @@ inline void Cascade<S>::append(StreamState& st, const StridedConstView& in, std:
                 S(1) / S(2147483648.0), dst);
         break;
     }
+    if (first.planar()) first.put(c, dst, n);
   }
+}
+
+// One channel of the arithmetic type, frame after frame: the last stage writes there itself.
+template <typename S>
+inline bool Cascade<S>::writes_directly(const StridedView& out) {
+  constexpr SampleType kOwn = std::is_same<S, float>::value ? SampleType::kFloat32
+                                                            : SampleType::kFloat64;
+  return out.type == kOwn && out.frame_stride == 1 && dst_.size() == 1;
 }
 
 // Scaling by a power of two is exact, so this equals dividing by 32768 or 2^31.
@@ -135,7 +167,9 @@ template <typename S>
 template <typename T>
 inline void Cascade<S>::convert(const T* src, std::ptrdiff_t stride, std::size_t n, S scale,
                                 S* dst) {
-  if (stride == 1) {
+  if (std::is_same<T, S>::value && stride == 1) {  // a plain copy: scale is 1
+    std::memcpy(dst, src, n * sizeof(S));
+  } else if (stride == 1) {
     for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<S>(src[i]) * scale;
   } else {
     for (std::size_t i = 0; i < n; ++i) {

@@ -49,12 +49,14 @@ class Cascade {
   static void convert(const T* src, std::ptrdiff_t stride, std::size_t n, S scale, S* dst);
   std::size_t run_stages(StreamState& st, const StridedView& out, std::size_t out_pos,
                          bool final_block);
+  bool writes_directly(const StridedView& out);
   void store_batch(StreamState& st, const StridedView& out, std::size_t frame, std::size_t n);
   static double round_clip(double v, double lo, double hi, std::uint64_t& clips);
 
   std::vector<Stage<S>> stages_;
   std::vector<S> scratch_;  // [channel][kScratchFrames] outputs awaiting conversion
   std::vector<S*> dst_;     // one pointer per channel
+  std::vector<S> staging_;  // samples on their way into a planar stage's rows
   std::vector<std::uint64_t> flush_;  // each stage's output count when flushing
 };
 

@@ -7,9 +7,6 @@
 namespace anunzi::detail {
 namespace {
 
-// kCorrelate computes each phase on its own: past this many phases, a call's outputs are
-// spread too thin over them.
-constexpr std::uint64_t kMaxCorrelatePhases = 16;
 // kLanes tiles outputs with vectors of `lanes` outputs aligned to a multiple of `lanes`
 // while the coefficient blocks of one cycle of that tiling stay this small (values); beyond it,
 // each period of `up` outputs is tiled on its own and its last vector may be part idle.
@@ -51,7 +48,7 @@ std::uint64_t lanes_tile(const StageState& st, std::size_t lanes) {
 // half-bands, whose zero taps kLanes would multiply).
 StageKernel choose_kernel(const StageState& st, std::size_t lanes) {
   if (st.interpolated) return StageKernel::kInterpolated;
-  if (st.up > kMaxCorrelatePhases) return StageKernel::kLanes;
+  if (st.up > kFewPhases) return StageKernel::kLanes;  // a call's outputs spread too thin
   const double run = static_cast<double>(st.taps) / static_cast<double>(lanes * st.down);
   const bool dense = st.nonzero_taps > 0.9 * static_cast<double>(st.taps);
   return st.up == 1 && run < 4.0 && dense ? StageKernel::kLanes : StageKernel::kCorrelate;
@@ -184,8 +181,10 @@ Stage<S>::Stage(StageState& st, std::size_t channels, Isa isa,
     layout_ = std::static_pointer_cast<const Layout>(cached);
   }
   // Room for the kernels' reads past the last window: a lanes block's span, a correlate
-  // block's rounding to a whole vector (the sub-streams of down > 1 are padded on their own).
+  // block's rounding to a whole vector.
   slack_ = layout_->span + st.taps + 4 * kernels_.lanes + 64;
+  planar_ = st.kernel == StageKernel::kCorrelate && st.down > 1;
+  rows_ = planar_ ? static_cast<std::size_t>(st.down) : 1;
   clear(st);
 }
 
@@ -195,7 +194,9 @@ Stage<S>::Stage(StageState& st, const Stage& other)
       design_(other.design_),
       layout_(other.layout_),
       history_(other.history_.size()),
-      slack_(other.slack_) {
+      slack_(other.slack_),
+      planar_(other.planar_),
+      rows_(other.rows_) {
   clear(st);
 }
 
@@ -224,10 +225,55 @@ std::int64_t Stage<S>::history_start(const StageState& st) const {
 
 template <typename S>
 void Stage<S>::resize_history(std::size_t length, std::size_t zero_from) {
-  for (auto& h : history_) {
-    h.resize(length + slack_);
-    std::fill(h.begin() + static_cast<std::ptrdiff_t>(zero_from), h.end(), S(0));
+  if (!planar_) {
+    for (auto& h : history_) {
+      h.resize(length + slack_);
+      std::fill(h.begin() + static_cast<std::ptrdiff_t>(zero_from), h.end(), S(0));
+    }
+    return;
   }
+  // Rows of row_cap_ columns, all zero past the samples held (writes, discard_consumed and
+  // this keep it so): the kernels read a little past the last window. zero_from is 0 for a
+  // fresh history and at least the samples held otherwise.
+  const std::size_t columns = (length + rows_ - 1) / rows_ + slack_ / rows_ + 2 * kernels_.lanes;
+  if (columns > row_cap_) {
+    const std::size_t cap = std::max(columns, 2 * row_cap_);
+    const std::size_t keep = std::min(row_cap_, (zero_from + rows_ - 1) / rows_);
+    for (auto& h : history_) {
+      SampleVector<S> grown(rows_ * cap);
+      for (std::size_t r = 0; r < rows_; ++r) {
+        const S* from = h.data() + r * row_cap_;
+        S* to = grown.data() + r * cap;
+        std::copy(from, from + keep, to);
+        std::fill(to + keep, to + cap, S(0));
+      }
+      h.swap(grown);
+    }
+    row_cap_ = cap;
+  }
+  if (zero_from == 0) {
+    for (auto& h : history_) std::fill(h.begin(), h.end(), S(0));
+  }
+}
+
+template <typename S>
+void Stage<S>::put(std::size_t c, const S* src, std::size_t n) {
+  if (!planar_) {
+    std::copy(src, src + n, history_[c].data() + length_ - n);
+    return;
+  }
+  // Sample p (from origin_) is row p % rows_, column p / rows_: the first few one by one up
+  // to a whole group of rows_, whole groups by the split kernel, the rest one by one.
+  S* h = history_[c].data();
+  std::size_t p = length_ - n, i = 0;
+  for (; i < n && p % rows_ != 0; ++i, ++p) h[(p % rows_) * row_cap_ + p / rows_] = src[i];
+  const std::size_t groups = (n - i) / rows_;
+  row_ptrs_.resize(rows_);
+  for (std::size_t r = 0; r < rows_; ++r) row_ptrs_[r] = h + r * row_cap_ + p / rows_;
+  kernels_.deinterleave(src + i, rows_, groups, row_ptrs_.data());
+  i += groups * rows_;
+  p += groups * rows_;
+  for (; i < n; ++i, ++p) h[(p % rows_) * row_cap_ + p / rows_] = src[i];
 }
 
 template <typename S>
@@ -294,43 +340,12 @@ void Stage<S>::advance(StageState& st, std::uint64_t count) {
 template <typename S>
 void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* dst) {
   const std::uint64_t up = st.up, down = st.down;
-  const std::size_t lanes = kernels_.lanes;
   const auto d = static_cast<std::int64_t>(down);
   const auto before = static_cast<std::int64_t>(st.before);
-  // The sub-streams hold the history from `lo` (a multiple of down) to past the last window.
-  const std::int64_t lo = history_start(st);
-  const std::uint64_t last_index =
-      st.next_index + scale_floor(st.next_phase + (count - 1) % up * down, 1, up) +
-      (count - 1) / up * down;
-  const std::int64_t hi = static_cast<std::int64_t>(last_index) - before +
-                          static_cast<std::int64_t>(st.taps);
-  // Whole vectors of outputs read up to lanes - 1 columns past the last window.
-  const std::size_t columns = static_cast<std::size_t>((hi - lo + d - 1) / d) + lanes;
-  const std::size_t row_stride = (columns + 15) / 16 * 16;
   const std::size_t per_phase = (count + up - 1) / up;
   phase_stride_ = (per_phase + 15) / 16 * 16;  // 64-byte aligned phases
   if (phase_out_.size() < up * phase_stride_) phase_out_.assign(up * phase_stride_, S(0));
   const std::size_t channels = history_.size();
-  if (down > 1) {
-    if (streams_.size() < channels * down * row_stride) {
-      streams_.assign(channels * down * row_stride, S(0));
-    }
-    row_ptrs_.resize(down);
-    for (std::size_t c = 0; c < channels; ++c) {
-      const SampleVector<S>& h = history_[c];
-      const auto from = static_cast<std::size_t>(lo - origin_);
-      // The columns whose samples the history holds (the rest is zero: past the signal).
-      const std::size_t held = std::min(columns, (h.size() - from) / down);
-      for (std::uint64_t r = 0; r < down; ++r) {
-        row_ptrs_[r] = streams_.data() + (c * down + r) * row_stride;
-      }
-      kernels_.deinterleave(h.data() + from, down, held, row_ptrs_.data());
-      for (std::uint64_t r = 0; r < down; ++r) {
-        S* x = streams_.data() + (c * down + r) * row_stride;
-        std::fill(x + held, x + columns, S(0));
-      }
-    }
-  }
   std::vector<const S*>& streams = stream_ptrs_;
   streams.resize(down);
   for (std::size_t c = 0; c < channels; ++c) {
@@ -340,10 +355,11 @@ void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* ds
       const std::int64_t first_tap =
           static_cast<std::int64_t>(st.next_index + steps / up) - before;
       const typename Layout::Phase& phase = layout_->phases[row];
-      const auto column = static_cast<std::size_t>((first_tap - lo - phase.residue) / d);
+      // The history's rows are the sub-streams, origin_ a multiple of down (history_start).
+      const auto column =
+          static_cast<std::size_t>((first_tap - origin_ - phase.residue) / d);
       for (std::uint64_t r = 0; r < down; ++r) {
-        streams[r] = down == 1 ? history_[c].data() + (first_tap - origin_)
-                               : streams_.data() + (c * down + r) * row_stride + column;
+        streams[r] = history_[c].data() + r * row_cap_ + column;
       }
       // One phase straight into the output; more, each into its own row, then interleaved.
       kernels_.correlate(phase.runs.data(), phase.groups, phase.coefs.data(), streams.data(),
@@ -353,7 +369,9 @@ void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* ds
     if (up > 1) {
       // Phase j holds outputs j, j + up, ...: whole groups of up outputs, then the rest.
       phase_ptrs_.resize(up);
-      for (std::uint64_t j = 0; j < up; ++j) phase_ptrs_[j] = phase_out_.data() + j * phase_stride_;
+      for (std::uint64_t j = 0; j < up; ++j) {
+        phase_ptrs_[j] = phase_out_.data() + j * phase_stride_;
+      }
       const std::size_t whole = count / up;
       kernels_.interleave(phase_ptrs_.data(), up, whole, dst[c]);
       for (std::size_t i = whole * up; i < count; ++i) {
@@ -465,7 +483,20 @@ void Stage<S>::discard_consumed(const StageState& st) {
   const std::int64_t drop =
       std::min<std::int64_t>(keep_from - origin_, static_cast<std::int64_t>(length_));
   if (drop <= 0) return;
-  for (auto& h : history_) h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(drop));
+  if (!planar_) {
+    for (auto& h : history_) h.erase(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(drop));
+  } else {
+    // keep_from and origin_ are multiples of rows_: whole columns go, the rest moves up.
+    const std::size_t gone = static_cast<std::size_t>(drop) / rows_;
+    const std::size_t held = (length_ + rows_ - 1) / rows_;
+    for (auto& h : history_) {
+      for (std::size_t r = 0; r < rows_; ++r) {
+        S* row = h.data() + r * row_cap_;
+        std::copy(row + gone, row + held, row);
+        std::fill(row + held - gone, row + held, S(0));
+      }
+    }
+  }
   length_ -= static_cast<std::size_t>(drop);
   origin_ += drop;
 }

@@ -25,6 +25,7 @@
 
 #include "design.hpp"
 #include "kernels.hpp"
+#include "stages.hpp"
 #include "state.hpp"
 
 namespace anunzi::detail {
@@ -46,12 +47,15 @@ class Stage {
   // where the caller feeds the input from.
   std::uint64_t start_at_output(StageState& st, std::uint64_t first);
 
-  // Appends n input frames; returns channel c's n slots to fill (valid until the history
-  // changes again).
+  // Appends n input frames, zero until written: by put(), or, unless planar(), through tail()
+  // (channel c's n slots, valid until the history changes again).
   void grow(StageState& st, std::size_t n);
+  [[nodiscard]] bool planar() const { return planar_; }
   [[nodiscard]] S* tail(std::size_t c, std::size_t n) {
     return history_[c].data() + length_ - n;
   }
+  // Writes channel c's last n frames (those grow() appended last).
+  void put(std::size_t c, const S* src, std::size_t n);
   // The signal is zero after its end: enough zeros that the outputs before `outputs` see them.
   void pad_for(const StageState& st, std::uint64_t outputs);
   // Computes `count` outputs from st.emitted on into dst[c][0 .. count).
@@ -75,16 +79,21 @@ class Stage {
   Kernels<S> kernels_;
   std::shared_ptr<const FilterDesign<S>> design_;  // shared, immutable
   std::shared_ptr<const Layout> layout_;           // shared, immutable
-  // Planar history per channel: length_ samples, then slack_ zeros, so that the kernels' reads
-  // past a window never leave the allocation.
+  // The history per channel: length_ samples from absolute input index origin_, then zeros
+  // (slack_ of them at least), so that the kernels' reads past a window never leave the
+  // allocation. A planar stage (kCorrelate with down > 1) keeps it as `down` rows of row_cap_
+  // columns, its sub-streams: sample p is row p % down, column p / down, origin_ a multiple
+  // of down; writes split it once, and the kernels read the rows in place.
   std::vector<SampleVector<S>> history_;
   std::size_t length_ = 0;
   std::size_t slack_ = 0;
-  std::int64_t origin_ = 0;  // absolute input index of history_[c][0]
-  // kCorrelate: the history split into `down` sub-streams, per channel; pointers into them;
-  // one phase's outputs. kLanes: the output blocks of one call, by phase block.
-  AlignedVector<S> streams_;
-  std::vector<S*> row_ptrs_;           // the sub-streams, to fill
+  std::int64_t origin_ = 0;
+  bool planar_ = false;
+  std::size_t rows_ = 1;
+  std::size_t row_cap_ = 0;
+  // kCorrelate: pointers into the rows; one phase's outputs. kLanes: the output blocks of one
+  // call, by phase block.
+  std::vector<S*> row_ptrs_;           // the rows, to fill
   std::vector<const S*> stream_ptrs_;  // where one phase's windows start in them
   std::vector<const S*> phase_ptrs_;   // the phases' outputs, to interleave
   AlignedVector<S> phase_out_;  // kCorrelate: [phase][phase_stride_]

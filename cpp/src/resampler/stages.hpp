@@ -20,6 +20,10 @@
 
 namespace anunzi::detail {
 
+// Stages of at most this many phases compute each phase's outputs as vectors (the correlate
+// kernel, stage.hpp); beyond, vectors of consecutive outputs of as many phases.
+constexpr std::uint64_t kFewPhases = 16;
+
 // Ratios beyond this either way keep a single stage: their designs (table sizes, the design
 // cache's limits) are what the documentation describes for extreme ratios.
 constexpr double kMaxCascadeRatio = 16.0;
