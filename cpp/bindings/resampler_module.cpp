@@ -254,6 +254,16 @@ PYBIND11_MODULE(_resampler, m) {
         "Resample a whole 1-D or 2-D [frames, channels] array on up to `threads` threads "
         "(bit-identical for any count); returns a new array.");
   m.def(
+      "fma_peak",
+      [](int rounds) {
+        const anunzi::Isa isa = anunzi::bindings::shared_active_isa();
+        return without_gil([&] { return anunzi::fma_peak(isa, rounds); });
+      },
+      py::arg("rounds") = 200,
+      "For the benchmarks: float32 multiply-adds per second of the active ISA's FMA units on\n"
+      "registers alone (12 independent chains), the best of `rounds` runs of about 1 ms: the\n"
+      "peak the resampler's kernels are measured against.");
+  m.def(
       "design_cache_stats",
       [] {
         const anunzi::DesignCacheStats stats = anunzi::design_cache_stats();

@@ -35,6 +35,12 @@ struct DesignCacheStats {
 };
 [[nodiscard]] DesignCacheStats design_cache_stats();
 
+// For the benchmarks: the register-only float32 multiply-add rate of `isa`'s kernels (12
+// independent chains of vector FMAs, nothing loaded), in multiply-adds per second, the best of
+// `rounds` runs of about a millisecond each: the peak the resampler's kernels are measured
+// against on the machine they run on.
+[[nodiscard]] double fma_peak(Isa isa, int rounds);
+
 // A strided 2-D view [frames, channels]; strides are in elements, not bytes, so C order,
 // Fortran order and sliced arrays are all read in place.
 struct StridedConstView {

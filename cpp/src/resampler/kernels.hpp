@@ -61,7 +61,14 @@ struct Kernels {
   // out[r] = dot(rows[r], x), for the cubic interpolation between table rows. Reads up to
   // one vector past the window.
   void (*interp4)(const S* const* rows, const S* x, std::size_t k, S* out);
+  // For the benchmarks: `iterations` rounds of kProbeChains independent vector multiply-adds
+  // on registers alone (nothing loaded or stored), seeded from seeds[0 .. kProbeChains + 2);
+  // returns their sum so none is optimised away. The FMA peak the kernels are measured
+  // against.
+  S (*fma_probe)(const S* seeds, std::size_t iterations);
 };
+
+constexpr std::size_t kProbeChains = 12;
 
 // One ISA's kernels for both arithmetic types. The tables are constants (no code runs to build
 // them), so nothing compiled with an ISA's flags runs before the dispatch has chosen it.

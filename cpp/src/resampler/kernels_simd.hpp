@@ -353,11 +353,28 @@ ANUNZI_KERNEL_BODY void interp4(const ScalarOf<Ops>* const* rows, const ScalarOf
   ANUNZI_UNROLL for (int r = 0; r < 4; ++r) out[r] = Ops::reduce(acc[r]);
 }
 
+// ---- fma_probe: kProbeChains chains of a * x + b, far more than the FMA latency times the
+// units, so the loop is bound by the units alone. x stays between b / (1 - a) and the seeds.
+template <typename Ops>
+ANUNZI_KERNEL_BODY ScalarOf<Ops> fma_probe(const ScalarOf<Ops>* seeds, std::size_t iterations) {
+  constexpr int kChains = static_cast<int>(kProbeChains);
+  VecOf<Ops> acc[kChains];
+  ANUNZI_UNROLL for (int i = 0; i < kChains; ++i) acc[i] = Ops::broadcast(seeds + i);
+  const VecOf<Ops> a = Ops::broadcast(seeds + kChains), b = Ops::broadcast(seeds + kChains + 1);
+  for (std::size_t n = 0; n < iterations; ++n) {
+    ANUNZI_UNROLL for (int i = 0; i < kChains; ++i) acc[i] = Ops::fma(a, acc[i], b);
+  }
+  ScalarOf<Ops> sum = ScalarOf<Ops>(0);
+  ANUNZI_UNROLL for (int i = 0; i < kChains; ++i) sum += Ops::reduce(acc[i]);
+  return sum;
+}
+
 // The table entry for one arithmetic type.
 template <typename Ops>
 constexpr Kernels<ScalarOf<Ops>> kernels_of() {
-  return {Ops::kLanes,          Ops::kMaxRun,      correlate<Ops>, lanes_blocks<Ops>,
-          deinterleave<Ops>, interleave<Ops>, interp4<Ops>};
+  return {Ops::kLanes,       Ops::kMaxRun,         correlate<Ops>,
+          lanes_blocks<Ops>,  deinterleave<Ops>,   interleave<Ops>,
+          interp4<Ops>,       fma_probe<Ops>};
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // The public Resampler: argument checks, then the stream (stream.hpp) does the work.
 #include "anunzi/resampler.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels.hpp"
 #include "oneshot.hpp"
 #include "ratio.hpp"
 #include "spec.hpp"
@@ -97,6 +100,28 @@ std::size_t Resampler::oneshot_frames(std::size_t in_frames) const {
 
 unsigned Resampler::oneshot_parts(std::size_t in_frames, unsigned threads) const {
   return detail::oneshot_parts(*stream_, in_frames, threads);
+}
+
+double fma_peak(Isa isa, int rounds) {
+  if (!isa_supported(isa)) throw std::invalid_argument("instruction set not supported");
+  const detail::Kernels<float> k = detail::kernels_for<float>(isa);
+  float seeds[detail::kProbeChains + 2];
+  for (std::size_t i = 0; i < detail::kProbeChains; ++i) seeds[i] = 1.0f + 0.01f * i;
+  seeds[detail::kProbeChains] = 0.999f;
+  seeds[detail::kProbeChains + 1] = 0.001f;
+  // A millisecond or so per round at tens of G multiply-adds/s.
+  const std::size_t iterations = 4'000'000 / (detail::kProbeChains * k.lanes);
+  double best = 0.0;
+  volatile float sink = 0.0f;
+  for (int r = 0; r < rounds; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    sink = sink + k.fma_probe(seeds, iterations);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    const double rate = static_cast<double>(iterations * detail::kProbeChains * k.lanes) /
+                        took.count();
+    best = std::max(best, rate);
+  }
+  return best;
 }
 
 void Resampler::oneshot(const StridedConstView& in, const StridedView& out, unsigned threads) {
