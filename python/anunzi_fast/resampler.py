@@ -28,25 +28,27 @@ than such a cascade, which needs fewer multiply-adds but spends them in short fi
 describes its stages. Measured on 48 kHz -> 16 kHz with float32 data (VHQ: float64 data),
 residual of a tone at 10 kHz / 20 kHz relative to the input, THD+N of a 1 kHz tone, and
 ``delay()`` once running; "worst" is the worst stopband of the filters built for 48 <-> 16,
-44.1 <-> 48 and 16 -> 44.1 kHz:
+44.1 <-> 48 and 16 -> 44.1 kHz (from the streams' impulse responses):
 
 ====  ========  =========  =========  ==============  ===========  =======  ==========
 name  passband  stopband   worst      alias 10k/20k   THD+N 1 kHz  latency  arithmetic
 ====  ========  =========  =========  ==============  ===========  =======  ==========
-QQ    0.80      from 1.20  -51.9 dB   -58 / -58 dB    -149 dB      0.44 ms  float32
-LQ    0.85      from 1.15  -82.8 dB   -104 / -86 dB   -149 dB      1.00 ms  float32
-MQ    0.90      from 1.10  -107.5 dB  -118 / -110 dB  -148 dB      1.88 ms  float32
-HQ    0.91      from 1.00  -132.4 dB  -134 / -144 dB  -154 dB      4.62 ms  float32
+QQ    0.80      from 1.20  -55.1 dB   -62 / -60 dB    -141 dB      0.54 ms  float32
+LQ    0.85      from 1.15  -84.2 dB   -102 / -86 dB   -139 dB      1.04 ms  float32
+MQ    0.90      from 1.10  -107.5 dB  -118 / -110 dB  -139 dB      1.85 ms  float32
+HQ    0.91      from 1.00  -132.4 dB  -135 / -142 dB  -133 dB      4.65 ms  float32
 VHQ   0.91      from 1.00  -169.9 dB  -194 / -215 dB  -252 dB      8.19 ms  float64
 ====  ========  =========  =========  ==============  ===========  =======  ==========
 
 An equiripple stopband stays at its design level everywhere, where a Kaiser one falls away from
 its edge (soxr HQ leaves -137 / -144 dB at 10 / 20 kHz). HQ and VHQ reject everything above the
-output Nyquist, as soxr does (at 48 kHz -> 16 kHz an 8.2 kHz tone leaves -138 dB). QQ, LQ and MQ
+output Nyquist, as soxr does (at 48 kHz -> 16 kHz an 8.2 kHz tone leaves -139 dB). QQ, LQ and MQ
 put the stopband edge above Nyquist (at 2 - passband), which shortens their filters and latency:
 input between Nyquist and that edge aliases, but only into the transition band above the
-passband. With float32 data VHQ's residual is bounded near -160 dB by the float32 input itself.
-A NaN or infinite sample spoils only the outputs whose filter window covers it.
+passband. Each output is one chain of multiply-adds, so with float32 data THD+N is bounded by
+float32 rounding (HQ: -133 dB; float64 data: -252 dB); with float32 data VHQ's residual is
+bounded near -160 dB by the float32 input itself. A NaN or infinite sample spoils only the
+outputs whose filter window covers it.
 
 A long one-shot :func:`resample` splits its work across threads (the ``threads`` keyword, or
 the ``ANUNZI_FAST_THREADS`` environment variable; by default the CPUs the process may use),
