@@ -339,6 +339,21 @@ void Stage<S>::advance(StageState& st, std::uint64_t count) {
 
 template <typename S>
 void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* dst) {
+  // An interpolation's phases are computed into rows and interleaved: in batches small enough
+  // that the rows are still in L1 when they are read back (a tenth faster at 8k -> 16k).
+  constexpr std::size_t kPerPhase = 1024;
+  const std::size_t batch = st.up > 1 ? kPerPhase * static_cast<std::size_t>(st.up) : count;
+  batch_dst_.resize(history_.size());
+  for (std::size_t done = 0; done < count; done += batch) {
+    const std::size_t n = std::min(batch, count - done);
+    for (std::size_t c = 0; c < history_.size(); ++c) batch_dst_[c] = dst[c] + done;
+    correlate_batch(st, n, batch_dst_.data());
+    advance(st, n);
+  }
+}
+
+template <typename S>
+void Stage<S>::correlate_batch(const StageState& st, std::size_t count, S* const* dst) {
   const std::uint64_t up = st.up, down = st.down;
   const auto d = static_cast<std::int64_t>(down);
   const auto before = static_cast<std::int64_t>(st.before);
@@ -379,7 +394,6 @@ void Stage<S>::produce_correlate(StageState& st, std::size_t count, S* const* ds
       }
     }
   }
-  advance(st, count);
 }
 
 template <typename S>

@@ -72,6 +72,7 @@ class Stage {
   // Makes the history length + slack_ long, zero from `zero_from` on.
   void resize_history(std::size_t length, std::size_t zero_from);
   void produce_correlate(StageState& st, std::size_t count, S* const* dst);
+  void correlate_batch(const StageState& st, std::size_t count, S* const* dst);
   void produce_lanes(StageState& st, std::size_t count, S* const* dst);
   void produce_interpolated(StageState& st, std::size_t count, S* const* dst);
   static void advance(StageState& st, std::uint64_t count);
@@ -96,6 +97,7 @@ class Stage {
   std::vector<S*> row_ptrs_;           // the rows, to fill
   std::vector<const S*> stream_ptrs_;  // where one phase's windows start in them
   std::vector<const S*> phase_ptrs_;   // the phases' outputs, to interleave
+  std::vector<S*> batch_dst_;          // where a batch of outputs goes
   AlignedVector<S> phase_out_;  // kCorrelate: [phase][phase_stride_]
   std::size_t phase_stride_ = 0;
   struct LaneBlock {
