@@ -183,23 +183,29 @@ def _quality(quality: str) -> dict[str, float]:
 
 def _oneshot_table(threads: int, peak: float) -> None:
     print(
-        "One-shot, float32 mono, 2 s of noise, input Msamples/s (best of 9 interleaved rounds);"
-        " G MAC/s = multiply-adds per second of anunzi on one thread\n"
+        "One-shot, float32 mono, 2 s of noise, input Msamples/s: anunzi and soxr best of 15"
+        " rounds that interleave them (and nothing else, so both run warm); samplerate and"
+        " scipy best of 3 after them. G MAC/s: multiply-adds per second of anunzi on one"
+        " thread\n"
     )
     print(
         f"| rate pair | anunzi HQ, 1 thread | anunzi HQ, {threads} threads | soxr HQ |"
         " samplerate sinc_best | scipy resample_poly | anunzi/soxr, 1 thread | G MAC/s |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    libs = ("anunzi", "anunzi-threads", "soxr", "samplerate", "scipy")
     for in_rate, out_rate in PAIRS:
         x = _noise(in_rate * 2)
-        funcs = {lib: _oneshot(lib, in_rate, out_rate) for lib in libs}
-        best = dict.fromkeys(libs, float("inf"))
-        for _ in range(9):  # rounds interleave the libraries, so load changes hit all alike
-            for lib in libs:
-                best[lib] = min(best[lib], _best_time(lambda f=funcs[lib], x=x: f(x), 1))
-        speed = {lib: len(x) / best[lib] / 1e6 for lib in libs}
+        best: dict[str, float] = {}
+        for libs, rounds in (
+            (("anunzi", "anunzi-threads", "soxr"), 15),
+            (("samplerate", "scipy"), 3),
+        ):
+            funcs = {lib: _oneshot(lib, in_rate, out_rate) for lib in libs}
+            best.update(dict.fromkeys(libs, float("inf")))
+            for _ in range(rounds):  # rounds interleave the libraries: load changes hit all alike
+                for lib in libs:
+                    best[lib] = min(best[lib], _best_time(lambda f=funcs[lib], x=x: f(x), 1))
+        speed = {lib: len(x) / t / 1e6 for lib, t in best.items()}
         macs = speed["anunzi"] * 1e6 * out_rate / in_rate * _core(in_rate, out_rate).taps / 1e9
         print(
             f"| {in_rate}->{out_rate} | {speed['anunzi']:.0f} | {speed['anunzi-threads']:.0f} |"
@@ -210,7 +216,10 @@ def _oneshot_table(threads: int, peak: float) -> None:
 
 
 def _stream_table() -> None:
-    print("\nStreaming, 10 ms float32 mono chunks, us per call (best of 9 interleaved rounds)\n")
+    print(
+        "\nStreaming, 10 ms float32 mono chunks, us per call"
+        " (best of 9 interleaved rounds of 300 calls)\n"
+    )
     print("| rate pair | anunzi HQ | soxr HQ | samplerate sinc_best | anunzi/soxr time |")
     print("|---|---|---|---|---|")
     for in_rate, out_rate in PAIRS:
