@@ -29,7 +29,7 @@ void check_meets(const LowpassSpec& s, std::size_t max_taps, const char* name) {
   if (h.empty()) return;
   CHECK(h.size() % 2 == 1 && h.size() <= max_taps);
   for (std::size_t i = 0; i < h.size(); ++i) CHECK(h[i] == h[h.size() - 1 - i]);
-  double pass = 0.0, flat = 0.0, stop = 0.0;
+  double pass = 0.0, flat = 0.0, stop = 0.0, notch = 0.0;
   const int points = 20000;
   for (int i = 0; i <= points; ++i) {
     const double f = 0.5 * i / points;
@@ -37,12 +37,20 @@ void check_meets(const LowpassSpec& s, std::size_t max_taps, const char* name) {
     if (f <= s.pass_edge) pass = std::max(pass, std::fabs(a - 1.0));
     if (f <= s.flat_edge) flat = std::max(flat, std::fabs(a - 1.0));
     if (f >= s.stop_edge) stop = std::max(stop, std::fabs(a));
+    for (double c : s.notches) {
+      if (f >= s.stop_edge && std::fabs(f - c) <= s.notch_width) {
+        notch = std::max(notch, std::fabs(a));
+      }
+    }
   }
-  std::printf("%s: %zu taps, passband %.2e, flat part %.2e, stopband %.1f dB\n", name, h.size(),
+  std::printf("%s: %zu taps, passband %.2e, flat part %.2e, stopband %.1f dB", name, h.size(),
               pass, flat, 20.0 * std::log10(stop));
+  if (!s.notches.empty()) std::printf(", notches %.1f dB", 20.0 * std::log10(notch));
+  std::printf("\n");
   CHECK(pass <= s.pass_ripple);
   CHECK(flat <= s.flat_ripple);
   CHECK(stop <= s.stop_ripple);
+  CHECK(notch <= std::min(s.notch_ripple, s.stop_ripple));
 }
 
 }  // namespace
@@ -57,6 +65,14 @@ int main() {
   check_meets({0.15, 0.1833, 1e-4, mq, 0.0, 1e-4}, 560, "MQ 3x");
   // Equal ripples (QQ): a short filter.
   check_meets({0.1333, 0.2, 3e-3, 3e-3, 0.0, 3e-3}, 560, "QQ 3x");
+  // QQ at 16 kHz -> 48 kHz as designed now: flat to 2e-5 below 0.8 of the passband edge, and
+  // the stopband as low where the images of that flat part fall (1/3 of the prototype rate).
+  const double qq = std::pow(10.0, -53.0 / 20.0);
+  LowpassSpec notched{0.8 / 6, 1.2 / 6, qq, qq, 0.64 / 6, 2e-5};
+  notched.notches = {1.0 / 3};
+  notched.notch_width = notched.flat_edge;
+  notched.notch_ripple = 2e-5;
+  check_meets(notched, 560, "QQ 3x notched");
 
   // Degenerate or out-of-range requests: nothing, so the caller uses its window design.
   CHECK(equiripple_lowpass({0.2, 0.5, 1e-4, 1e-6, 0.1, 1e-6}, 560).empty());   // no stopband

@@ -78,11 +78,13 @@ void test_long_multichannel(Isa isa) {
 }
 
 void test_streaming_matches_oneshot(Isa isa) {
-  // Integer up and down factors (the fast FIR, with its front zeros and split streams) among
-  // them: 16 -> 1 in double has the shortest history slack against its 32-sample blocks.
-  const double pairs[][2] = {{48000, 16000}, {16000, 48000}, {44100, 48000}, {16000, 44100},
-                             {44100, 32000}, {7919, 16000},  {8000, 40000}, {56000, 8000},
-                             {128000, 8000}};
+  // Every kind of stage and cascade among them: a half-band then 2/3 (48 -> 16), a half-band
+  // then 320/441 in lanes (44.1 -> 16), three 2:1 stages (192 -> 24), 2:1 up then a wide 3/2
+  // or 441/320 (16 -> 48, 16 -> 44.1), one stage of many phases (44.1 -> 48, 44.1 -> 32),
+  // interpolated rows (7919 -> 16), and single stages of larger integer ratios.
+  const double pairs[][2] = {{48000, 16000}, {16000, 48000}, {44100, 48000},  {16000, 44100},
+                             {44100, 32000}, {7919, 16000},  {8000, 40000},   {56000, 8000},
+                             {128000, 8000}, {44100, 16000}, {192000, 24000}};
   std::mt19937 rng(7);
   std::normal_distribution<float> noise(0.0f, 0.3f);
   for (const auto& p : pairs) {
@@ -210,7 +212,7 @@ void test_threaded_oneshot(Isa isa) {
   std::normal_distribution<float> noise(0.0f, 0.3f);
   for (const auto& pair : pairs) {
     Resampler r(pair[0], pair[1], 2, Quality::kHigh, SampleType::kFloat32, isa);
-    std::vector<float> x(2 * 100003);
+    std::vector<float> x(2 * 300007);
     for (float& v : x) v = noise(gen);
     const std::size_t frames = x.size() / 2;
     const StridedConstView in{x.data(), SampleType::kFloat32, frames, 2, 1};

@@ -1,14 +1,18 @@
 #pragma once
 // Streaming polyphase resampler, python-soxr's presets, filters designed at construction.
 //
-// Every output sample is one dot product of a filter row with a window of input, with a fixed
-// summation order: chunked output equals one-shot output bit for bit (float types), and each
-// output is released as soon as the input it needs has arrived. The implementation lives in
-// cpp/src/resampler/ (ratio, design and its cache, the engine, the threaded one-shot plan, the
-// per-ISA kernels).
+// A stream is a cascade of one to four polyphase filter stages (half-bands before a decimation,
+// a wide-transition stage after a doubling), each output sample of each stage one dot product
+// of a filter row with a window of that stage's input, with a fixed summation order: chunked
+// output equals one-shot output bit for bit (float types), and each output is released as soon
+// as the input it needs has arrived. The implementation lives in cpp/src/resampler/ (ratio, the
+// choice of stages, design and its cache, the stages and their cascade, the threaded one-shot
+// plan, the per-ISA kernels).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "anunzi/cpu_dispatch.hpp"
 #include "anunzi/sample_type.hpp"
@@ -31,6 +35,12 @@ struct DesignCacheStats {
 };
 [[nodiscard]] DesignCacheStats design_cache_stats();
 
+// For the benchmarks: the register-only float32 multiply-add rate of `isa`'s kernels (12
+// independent chains of vector FMAs, nothing loaded), in multiply-adds per second, the best of
+// `rounds` runs of about a millisecond each: the peak the resampler's kernels are measured
+// against on the machine they run on.
+[[nodiscard]] double fma_peak(Isa isa, int rounds);
+
 // A strided 2-D view [frames, channels]; strides are in elements, not bytes, so C order,
 // Fortran order and sliced arrays are all read in place.
 struct StridedConstView {
@@ -51,6 +61,18 @@ struct StridedView {
 namespace detail {
 class Stream;  // cpp/src/resampler/stream.hpp
 }  // namespace detail
+
+// One stage of a stream's cascade, for tests and diagnostics.
+struct ResamplerStage {
+  std::uint64_t up, down;      // its output / input rate, reduced
+  std::size_t taps;            // coefficients per row (its window, in its input samples)
+  std::size_t phases;          // rows of its table
+  double multiply_adds;        // nonzero taps per output, on average
+  double latency_frames;       // its look-ahead, in its output samples
+  bool interpolated;           // rows interpolated between table rows
+  const char* design;          // "equiripple", "smoothed equiripple", "kaiser", "half-band"
+  const char* kernel;          // "correlate", "lanes" or "interpolated" (stage.hpp)
+};
 
 // One continuous multi-channel stream. Not thread-safe: one thread at a time per object;
 // independent objects may be used concurrently.
@@ -85,11 +107,17 @@ class Resampler {
   [[nodiscard]] double latency_frames() const;
   [[nodiscard]] std::uint64_t num_clips() const;
   [[nodiscard]] std::size_t num_channels() const;
+  // Multiply-adds per output sample, all stages together, rounded up (one stage: its
+  // filter's taps, less any that are zero in every row).
   [[nodiscard]] std::size_t taps_per_output() const;
+  // Rows of the last stage's table.
   [[nodiscard]] std::size_t num_phases() const;
+  // Whether any stage interpolates between table rows.
   [[nodiscard]] bool interpolated_phases() const;
-  // The prototype's design: "equiripple", "smoothed equiripple" or "kaiser" (prototype.hpp).
-  [[nodiscard]] const char* design_method() const;
+  // The stages' designs joined by " + ", first stage first: "equiripple", "smoothed
+  // equiripple", "kaiser" or "half-band" each (prototype.hpp).
+  [[nodiscard]] std::string design_method() const;
+  [[nodiscard]] std::vector<ResamplerStage> stages() const;
   [[nodiscard]] Isa isa() const;
   [[nodiscard]] bool double_precision() const;
   // The rational ratio out/in actually used: out_step / in_step, reduced.

@@ -1,16 +1,19 @@
 #pragma once
-// Internal to the resampler: the polyphase coefficient table of a ratio and preset, designed
-// from its prototype once and shared, immutable, by every stream that needs it (the design
-// cache keeps recent ones for streams built later).
+// Internal to the resampler: the polyphase coefficient table of one stage of a cascade,
+// designed from its prototype once and shared, immutable, by every stream that needs it (the
+// design cache keeps recent ones for streams built later).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "prototype.hpp"
 #include "spec.hpp"
+#include "stages.hpp"
 
 namespace anunzi::detail {
 
@@ -23,8 +26,8 @@ constexpr std::uint64_t kInterpPhases = 256;
 // Refuse designs beyond this (e.g. 192 kHz -> 1 Hz at VHQ) rather than exhaust memory.
 constexpr double kMaxTableBytes = 256.0 * (1 << 20);
 
-// 64-byte aligned storage, so the vector loads of aligned history blocks and of coefficient
-// rows never straddle cache lines.
+// 64-byte aligned storage, so the vector loads of coefficient rows and blocks never straddle
+// cache lines.
 template <typename T>
 struct AlignedAllocator {
   using value_type = T;
@@ -42,42 +45,63 @@ struct AlignedAllocator {
 template <typename T>
 using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 
-// Taps are padded to, and history addressed in, blocks of one 512-bit vector.
+// The same storage, but resize() leaves new elements uninitialised: for sample buffers whose
+// new part is written right after they grow, which would otherwise be written twice.
+template <typename T>
+struct UninitialisedAllocator : AlignedAllocator<T> {
+  using value_type = T;
+  template <typename U>
+  struct rebind {
+    using other = UninitialisedAllocator<U>;
+  };
+  UninitialisedAllocator() = default;
+  template <typename U>
+  explicit UninitialisedAllocator(const UninitialisedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+template <typename T>
+using SampleVector = std::vector<T, UninitialisedAllocator<T>>;
+
+// Interpolated rows are padded to, and read in, blocks of one 512-bit vector.
 template <typename S>
 inline constexpr std::size_t kLanes = std::is_same<S, float>::value ? 16 : 8;
 
-// A designed filter: coefficient rows, one per phase. Immutable once built, so streams with
-// the same ratio and preset share one.
+// One stage's designed filter: coefficient rows, one per phase. Immutable once built, so
+// streams with the same stage share one.
 template <typename S>
 struct FilterDesign {
+  // rows x taps: row r holds the taps of the output phase at fractional position r / rows
+  // (exact rows) or the interpolation rows (see kInterpPhases); tap n multiplies the input
+  // sample at offset n - before from the output's integer position. Exact rows have no
+  // column that is zero in every row (so `after` is the latency the design needs).
   AlignedVector<S> table;
   std::size_t taps = 0, before = 0, after = 0, rows = 0;
   bool interpolated = false;
+  bool halfband = false;
   PrototypeKind kind = PrototypeKind::kKaiser;
-  // Zero taps at the start of every row (the SIMD padding, and more for rows whose support is
-  // shorter): the consecutive kernel, which has no vector-width constraint, skips them.
-  std::size_t leading_zeros = 0;
-  // The two-parallel fast FIR's filters for integer up factors, one per phase: the row from
-  // leading_zeros on, of even length 2 * half, split into even taps, odd taps and their sums:
-  // fast_fir[(3 * r + {0, 1, 2}) * half + j] = g[2j], g[2j + 1], g[2j] + g[2j + 1].
-  // Every product the fast FIR forms must lie in the window of an output it computes, or
-  // chunked and one-shot results could differ in the last bits (terms that cancel only in
-  // exact arithmetic would see input a stream has not received yet). So the taps are
-  // extended at the front with fast_fir_front zeros to an even length (so no product reaches
-  // past a window's end); windows start that many samples earlier.
-  AlignedVector<S> fast_fir;
-  std::size_t fast_fir_half = 0, fast_fir_front = 0;
+  // Nonzero coefficients per row on average: the multiply-adds an output costs.
+  double nonzero_taps = 0;
+  // The coefficients rearranged for a stage's kernels on each ISA (stage.cpp), built by the
+  // first stage that needs them and shared like the table.
+  mutable std::mutex layouts_mutex;
+  mutable std::shared_ptr<const void> layouts[4];
 };
 
-// The design for ratio up / down at this preset and arithmetic type: the cached one, or one
-// designed now (which may take seconds for extreme ratios) and cached if it fits.
+// The design of `stage` in this arithmetic type: the cached one, or one designed now (which
+// may take seconds for extreme ratios) and cached if it fits.
 template <typename S>
-[[nodiscard]] std::shared_ptr<const FilterDesign<S>> cached_design(std::uint64_t up,
-                                                                   std::uint64_t down,
-                                                                   const FilterSpec& spec);
+[[nodiscard]] std::shared_ptr<const FilterDesign<S>> cached_design(const StageSpec& stage);
 extern template std::shared_ptr<const FilterDesign<float>> cached_design<float>(
-    std::uint64_t, std::uint64_t, const FilterSpec&);
+    const StageSpec&);
 extern template std::shared_ptr<const FilterDesign<double>> cached_design<double>(
-    std::uint64_t, std::uint64_t, const FilterSpec&);
+    const StageSpec&);
 
 }  // namespace anunzi::detail

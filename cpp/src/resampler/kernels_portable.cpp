@@ -1,26 +1,34 @@
-// The resampler's kernels in plain C++, for any CPU (compiled with the baseline flags).
+// The resampler's kernels in plain C++, for any CPU (compiled with the baseline flags and
+// -ffp-contract=off): the body in kernels_simd.hpp with a "register" of one sample, each
+// multiply-add a multiply and an add.
 #include <cstddef>
 
 #include "kernels.hpp"
+#include "kernels_simd.hpp"
 
 namespace anunzi::detail {
 namespace {
 
-// Eight independent lanes keep the portable path's order fixed and let the compiler pipeline.
 template <typename S>
-S dot_portable(const S* c, const S* x, std::size_t k) {
-  S acc[8] = {};
-  for (std::size_t i = 0; i < k; i += 8) {
-    for (std::size_t j = 0; j < 8; ++j) acc[j] += c[i + j] * x[i + j];
-  }
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
+struct OneLane {
+  using Scalar = S;
+  using Vec = S;
+  static constexpr std::size_t kLanes = 1;
+  static constexpr std::size_t kAccumulators = 4;
+  static constexpr std::size_t kMaxRun = 8;
+  static constexpr bool kHasPermute = false;
+  ANUNZI_KERNEL_INLINE static Vec zero() { return S(0); }
+  ANUNZI_KERNEL_INLINE static Vec load(const S* p) { return *p; }
+  ANUNZI_KERNEL_INLINE static Vec broadcast(const S* p) { return *p; }
+  ANUNZI_KERNEL_INLINE static Vec fma(Vec a, Vec b, Vec c) { return a * b + c; }
+  ANUNZI_KERNEL_INLINE static void store(S* p, Vec a) { *p = a; }
+  ANUNZI_KERNEL_INLINE static void storeu(S* p, Vec a) { *p = a; }
+  ANUNZI_KERNEL_INLINE static S reduce(Vec v) { return v; }
+};
 
 }  // namespace
 
-constexpr IsaKernels kPortableKernels = {
-    {group_of_dots<float, dot_portable<float>>, nullptr},
-    {group_of_dots<double, dot_portable<double>>, nullptr},
-};
+constexpr IsaKernels kPortableKernels = {kernels_of<OneLane<float>>(),
+                                         kernels_of<OneLane<double>>()};
 
 }  // namespace anunzi::detail

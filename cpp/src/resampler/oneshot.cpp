@@ -45,7 +45,7 @@ OneshotPlan plan_oneshot(const Stream& stream, std::uint64_t n, unsigned threads
   const StreamState& st = stream.state();
   const std::uint64_t total = st.oneshot_frames(n);
   const double work = static_cast<double>(total) * static_cast<double>(st.channels) *
-                      static_cast<double>(st.taps);
+                      st.multiply_adds_per_output();
   const auto parts = static_cast<unsigned>(std::max(
       1.0, std::min({static_cast<double>(std::max(1u, threads)),
                      work / kMinMultiplyAddsPerThread, static_cast<double>(kMaxThreads)})));

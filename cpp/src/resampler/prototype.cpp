@@ -15,10 +15,13 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr std::size_t kMaxEquirippleTaps = 560;
 // Passband ripple of the equiripple designs (+-0.00087 dB), unless the stopband ripple is
 // larger (QQ, LQ): then both are equal, as in a window design. Below kFlatPart of the passband
-// edge the ripple is the stopband's, as flat as a window design: a tone there comes out as the
-// same tone at the new rate to within the stopband's level, not just within 1e-4.
+// edge the ripple is the stopband's, as flat as a window design, and never more than
+// kFlatRipple: a tone there comes out as the same tone at the new rate to within the
+// stopband's level or 2e-5, whichever is smaller (code written against soxr compares a
+// resampled tone with the tone at the new rate; soxr's QQ is within 3e-5).
 constexpr double kPassRipple = 1e-4;
 constexpr double kFlatPart = 0.8;
+constexpr double kFlatRipple = 2e-5;
 // Kaiser's length formula is an estimate: it fell 1 dB short at 80 dB and 0.5 dB at 50 dB
 // (measured on the tables built). A margin keeps the window designs at their preset.
 constexpr double kKaiserMarginDb = 2.5;
@@ -26,6 +29,8 @@ constexpr double kKaiserMarginDb = 2.5;
 // everywhere, where float32 coefficients and arithmetic add their own error (about -135 dB).
 // A few dB of margin keeps the measured rejection at the preset's figure.
 constexpr double kEquirippleMarginDb = 3.0;
+// Deeper stopbands (by 0.25 dB each) tried when the exchange fails at the one asked for.
+constexpr int kEquirippleRetries = 4;
 // The exchange loses alternation when the weights span more than this (VHQ's 175 dB against
 // its 1e-4 passband ripple); such designs use the window method without trying.
 constexpr double kMaxWeightRatio = 1e3;
@@ -58,12 +63,31 @@ double kaiser_half_width(double attenuation_db, double transition) {
   return (attenuation_db - 7.95) / (2.285 * 2.0 * kPi * transition) / 2.0;
 }
 
+// Where a design's spectrum holds the images of the input's low frequencies: the multiples of
+// the input rate (k cycles per input sample) below `reach`, for a design whose samples are
+// `rate` times as dense as the input's, folded into [0, 0.5]. A tone near DC comes back there
+// at the stopband's level, far above the flat part's ripple when the stopband is QQ's or LQ's:
+// the designs hold the stopband there to the flat part's ripple.
+std::vector<double> image_centres(double rate, double reach) {
+  std::vector<double> centres;
+  for (double k = 1.0; k < reach; ++k) {
+    double f = k / rate;
+    f -= std::floor(f);
+    centres.push_back(f > 0.5 ? 1.0 - f : f);
+  }
+  std::sort(centres.begin(), centres.end());
+  centres.erase(std::unique(centres.begin(), centres.end()), centres.end());
+  return centres;
+}
+
 // The smoothed design's g depends only on the preset (its edges are fixed fractions of its own
-// rate), so one copy per preset serves every ratio.
+// rate) and where images of DC fall in it, so one copy serves every ratio with the same.
 std::shared_ptr<const std::vector<double>> preset_equiripple(const FilterSpec& spec,
                                                              const LowpassSpec& lowpass) {
   struct Entry {
     double passband, stopband, attenuation;
+    bool flat_passband;
+    std::vector<double> notches;
     std::shared_ptr<const std::vector<double>> taps;  // empty vector: the design failed
   };
   static std::mutex mutex;
@@ -72,7 +96,8 @@ std::shared_ptr<const std::vector<double>> preset_equiripple(const FilterSpec& s
     std::lock_guard<std::mutex> lock(mutex);
     for (const Entry& e : entries) {
       if (e.passband == spec.passband_end && e.stopband == spec.stopband_begin &&
-          e.attenuation == spec.attenuation_db) {
+          e.attenuation == spec.attenuation_db && e.flat_passband == spec.flat_passband &&
+          e.notches == lowpass.notches) {
         return e.taps;
       }
     }
@@ -80,11 +105,38 @@ std::shared_ptr<const std::vector<double>> preset_equiripple(const FilterSpec& s
   auto taps = std::make_shared<const std::vector<double>>(
       equiripple_lowpass(lowpass, kMaxEquirippleTaps));  // outside the lock: tens of ms
   std::lock_guard<std::mutex> lock(mutex);
-  entries.push_back({spec.passband_end, spec.stopband_begin, spec.attenuation_db, taps});
+  entries.push_back({spec.passband_end, spec.stopband_begin, spec.attenuation_db,
+                     spec.flat_passband, lowpass.notches, taps});
   return taps;
 }
 
+// The attenuation a window design needs for `spec`: the preset's, with a margin for Kaiser's
+// length estimate, and enough that its passband ripple stays within kFlatRipple.
+double kaiser_attenuation(const FilterSpec& spec) {
+  return std::max(spec.attenuation_db + kKaiserMarginDb, -20.0 * std::log10(kFlatRipple));
+}
+
 }  // namespace
+
+Prototype::Kaiser Prototype::kaiser_design(double cutoff, double transition,
+                                           double attenuation_db) {
+  Kaiser k;
+  k.cutoff = cutoff;
+  k.half_width = kaiser_half_width(attenuation_db, transition);
+  k.beta = kaiser_beta(attenuation_db);
+  k.i0_beta = bessel_i0(k.beta);
+  return k;
+}
+
+Prototype Prototype::halfband(const FilterSpec& spec) {
+  Prototype p;
+  p.kind_ = PrototypeKind::kKaiser;
+  // Cutoff a quarter of the input rate: 2 cutoff sinc(2 cutoff t) = sinc(t / 2) / 2.
+  p.kaiser_ = kaiser_design(0.25, 0.25 * (spec.stopband_begin - spec.passband_end),
+                            kaiser_attenuation(spec));
+  p.half_width_ = p.kaiser_.half_width;
+  return p;
+}
 
 double Prototype::Kaiser::exact(double t) const {
   if (std::fabs(t) >= half_width) return 0.0;
@@ -119,29 +171,41 @@ Prototype Prototype::design(std::uint64_t up, std::uint64_t down, const FilterSp
   const double nyquist = 0.5 * nu;
   const double pe = spec.passband_end, sb = spec.stopband_begin;
 
-  // The Kaiser design: the fallback and the yardstick.
+  // The Kaiser design: the fallback and the yardstick. Its passband ripple is its stopband's,
+  // so it is made as flat as the equiripple designs' flat part.
   p.kind_ = PrototypeKind::kKaiser;
-  p.kaiser_.cutoff = 0.5 * (sb + pe) * nyquist;
-  p.kaiser_.half_width =
-      kaiser_half_width(spec.attenuation_db + kKaiserMarginDb, (sb - pe) * nyquist);
-  p.kaiser_.beta = kaiser_beta(spec.attenuation_db + kKaiserMarginDb);
-  p.kaiser_.i0_beta = bessel_i0(p.kaiser_.beta);
+  p.kaiser_ = kaiser_design(0.5 * (sb + pe) * nyquist, (sb - pe) * nyquist,
+                            kaiser_attenuation(spec));
   p.half_width_ = p.kaiser_.half_width;
 
   const double stop_ripple = std::pow(10.0, -(spec.attenuation_db + kEquirippleMarginDb) / 20.0);
-  const double pass_ripple = std::max(stop_ripple, kPassRipple);
-  if (pass_ripple / stop_ripple > kMaxWeightRatio) return p;
+  const double flat_ripple = std::min(stop_ripple, kFlatRipple);
+  const double pass_ripple = spec.flat_passband ? flat_ripple : std::max(stop_ripple, kPassRipple);
+  if (pass_ripple / flat_ripple > kMaxWeightRatio) return p;
 
   // Direct equiripple at up x the input rate. (At most kMaxEquirippleTaps taps, so at most that
   // many phases: the table has exact rows.)
   const double scale = nyquist / p.up_;  // cycles per prototype sample per unit of Nyquist
-  const LowpassSpec direct_spec{pe * scale,  sb * scale,         pass_ripple,
-                                stop_ripple, kFlatPart * pe * scale, stop_ripple};
+  LowpassSpec direct_spec{pe * scale,  sb * scale,         pass_ripple,
+                          stop_ripple, kFlatPart * pe * scale, flat_ripple};
+  if (flat_ripple < stop_ripple) {
+    direct_spec.notches = image_centres(p.up_, p.up_ / 2.0 + 1.0);
+    direct_spec.notch_width = direct_spec.flat_edge;
+    direct_spec.notch_ripple = flat_ripple;
+  }
   // Only when it may be shorter than Kaiser: the exchange costs milliseconds (the loose
   // presets, whose ripples are equal, would run it for nothing).
   if (up <= kMaxEquirippleTaps && equiripple_length_estimate(direct_spec) / (2.0 * p.up_) <
                                       p.half_width_) {
     std::vector<double> direct = equiripple_lowpass(direct_spec, kMaxEquirippleTaps);
+    // Near 450 taps the exchange can lose alternation at one ripple and not at one a hair
+    // smaller (HQ's 2/3 stage at 135.5 dB fails, at 136 does not): retry a little deeper.
+    for (int retry = 1; direct.empty() && retry <= kEquirippleRetries; ++retry) {
+      LowpassSpec deeper = direct_spec;
+      deeper.stop_ripple *= std::pow(10.0, -0.25 * retry / 20.0);
+      deeper.flat_ripple = std::min(deeper.flat_ripple, deeper.stop_ripple);
+      direct = equiripple_lowpass(deeper, kMaxEquirippleTaps);
+    }
     const double half_width = (static_cast<double>(direct.size() / 2) + 0.5) / p.up_;
     if (!direct.empty() && half_width < p.half_width_) {  // (equal ripples: no shorter)
       p.kind_ = PrototypeKind::kEquiripple;
@@ -160,16 +224,21 @@ Prototype Prototype::design(std::uint64_t up, std::uint64_t down, const FilterSp
   // costs a dozen kernel evaluations against the window design's one.
   const double rows = std::min(p.up_, 259.0);
   if (rows * 2.0 * p.half_width_ > kMaxSmoothedEvaluations) return p;
-  const auto g = preset_equiripple(
-      spec, {pe / 4, sb / 4, pass_ripple, stop_ripple, kFlatPart * pe / 4, stop_ripple});
-  if (g->empty()) return p;
-  Kaiser k;
-  const double k_attenuation = spec.attenuation_db + kEquirippleMarginDb;
+  // k's passband ripple is its stopband's: as flat as g's flat part. Its stopband is all that
+  // removes g's images of DC (at multiples of 2 nu), several of which fold onto the output
+  // band: a quarter of kFlatRipple each at least.
+  const double k_attenuation = std::max(spec.attenuation_db + kEquirippleMarginDb,
+                                        -20.0 * std::log10(kFlatRipple) + 12.0);
   const double k_pass = 0.5 * pe * nu, k_stop = (2.0 - 0.5 * sb) * nu;
-  k.cutoff = 0.5 * (k_pass + k_stop);
-  k.half_width = kaiser_half_width(k_attenuation, k_stop - k_pass);
-  k.beta = kaiser_beta(k_attenuation);
-  k.i0_beta = bessel_i0(k.beta);
+  LowpassSpec g_spec{pe / 4, sb / 4, pass_ripple, stop_ripple, kFlatPart * pe / 4, flat_ripple};
+  if (flat_ripple < stop_ripple) {  // images of DC that k does not remove
+    g_spec.notches = image_centres(2.0 * nu, k_stop);
+    g_spec.notch_width = g_spec.flat_edge;
+    g_spec.notch_ripple = flat_ripple;
+  }
+  const auto g = preset_equiripple(spec, g_spec);
+  if (g->empty()) return p;
+  Kaiser k = kaiser_design(0.5 * (k_pass + k_stop), k_stop - k_pass, k_attenuation);
   const double spacing = 1.0 / (2.0 * nu);
   const double half_width = static_cast<double>(g->size() / 2) * spacing + k.half_width;
   if (half_width >= p.half_width_) return p;  // not shorter than Kaiser (the loose presets)

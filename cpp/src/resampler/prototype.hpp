@@ -24,6 +24,10 @@ class Prototype {
  public:
   // For a stream of ratio up / down (output / input rate) and a preset.
   static Prototype design(std::uint64_t up, std::uint64_t down, const FilterSpec& spec);
+  // A half-band low-pass for a 2:1 decimation: a Kaiser-windowed sinc with its cutoff at a
+  // quarter of the input rate (spec's passband and stopband edges are symmetric about it),
+  // so h(t) is zero at every even t but 0.
+  static Prototype halfband(const FilterSpec& spec);
 
   // h(t) is zero for |t| >= half_width(); t is in input samples.
   [[nodiscard]] double half_width() const { return half_width_; }
@@ -45,6 +49,8 @@ class Prototype {
     [[nodiscard]] double exact(double t) const;
     [[nodiscard]] double operator()(double t) const;
   };
+  // cutoff and transition in cycles per input sample.
+  static Kaiser kaiser_design(double cutoff, double transition, double attenuation_db);
 
   PrototypeKind kind_ = PrototypeKind::kKaiser;
   double half_width_ = 0;

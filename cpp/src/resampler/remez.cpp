@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 namespace anunzi::detail {
 namespace {
@@ -26,8 +27,17 @@ struct Grid {
   std::size_t pass_points = 0;  // grid[0, pass_points) is the passband, the rest the stopband
 };
 
-Grid make_grid(std::size_t m, double pass_edge, double stop_edge, double stop_weight,
-               double flat_edge, double flat_weight) {
+// Weights relative to the passband's: the weighted error is the passband ripple everywhere.
+// The notches are intervals of the stopband weighted notch_weight.
+struct LowpassBands {
+  double pass_edge, stop_edge, stop_weight, flat_edge, flat_weight;
+  std::vector<std::pair<double, double>> notches;
+  double notch_weight;
+};
+
+Grid make_grid(std::size_t m, const LowpassBands& b) {
+  const double pass_edge = b.pass_edge, stop_edge = b.stop_edge, flat_edge = b.flat_edge;
+  const double stop_weight = b.stop_weight, flat_weight = b.flat_weight;
   Grid g;
   const double step = 0.5 / (kGridDensity * static_cast<double>(m + 1));
   auto band = [&](double lo, double hi, double desired, double weight) {
@@ -57,7 +67,31 @@ Grid make_grid(std::size_t m, double pass_edge, double stop_edge, double stop_we
     band(0.0, pass_edge, 1.0, flat_edge >= pass_edge ? flat_weight : 1.0);
   }
   g.pass_points = g.x.size();
-  band(stop_edge, 0.5, 0.0, stop_weight);
+  // The stopband in pieces that meet at the notches' edges, each edge a grid point of both
+  // pieces, kept once with the stricter weight.
+  std::vector<double> edges{stop_edge, 0.5};
+  for (const auto& [lo, hi] : b.notches) {
+    for (double e : {lo, hi}) {
+      if (e > stop_edge && e < 0.5) edges.push_back(e);
+    }
+  }
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  for (std::size_t i = 0; i + 1 < edges.size(); ++i) {
+    const double mid = 0.5 * (edges[i] + edges[i + 1]);
+    bool notched = false;
+    for (const auto& [lo, hi] : b.notches) notched = notched || (mid >= lo && mid <= hi);
+    const double weight = notched ? b.notch_weight : stop_weight;
+    const std::size_t first = g.x.size();
+    band(edges[i], edges[i + 1], 0.0, weight);
+    if (i > 0) {  // the piece's first point is the previous piece's last
+      g.weight[first - 1] = std::max(g.weight[first - 1], weight);
+      g.f.erase(g.f.begin() + static_cast<std::ptrdiff_t>(first));
+      g.x.erase(g.x.begin() + static_cast<std::ptrdiff_t>(first));
+      g.desired.erase(g.desired.begin() + static_cast<std::ptrdiff_t>(first));
+      g.weight.erase(g.weight.begin() + static_cast<std::ptrdiff_t>(first));
+    }
+  }
   return g;
 }
 
@@ -107,11 +141,6 @@ double interpolate(const std::vector<double>& xs, const std::vector<double>& c,
   return num / den;
 }
 
-// Weights relative to the passband's: the weighted error is the passband ripple everywhere.
-struct LowpassBands {
-  double pass_edge, stop_edge, stop_weight, flat_edge, flat_weight;
-};
-
 struct Exchange {
   std::vector<double> h;
   std::vector<double> extremal_frequencies;  // to start the exchange at a nearby length
@@ -159,7 +188,7 @@ Exchange remez(std::size_t taps, const LowpassBands& b, const std::vector<double
   Exchange result;
   const std::size_t m = (taps - 1) / 2;
   const std::size_t r = m + 2;
-  const Grid g = make_grid(m, b.pass_edge, b.stop_edge, b.stop_weight, b.flat_edge, b.flat_weight);
+  const Grid g = make_grid(m, b);
   const std::size_t n_grid = g.x.size();
   if (n_grid < 2 * r) return result;
   std::vector<std::size_t> ext = initial_extremals(g, r, start);
@@ -298,9 +327,18 @@ std::vector<double> equiripple_lowpass(const LowpassSpec& spec, std::size_t max_
   // The exchange equalises the peaks on a grid; between grid points the error can rise a
   // little above them, so aim at 90 % of each ripple.
   const double pass_ripple = 0.9 * spec.pass_ripple;
-  const LowpassBands bands{spec.pass_edge, spec.stop_edge,
-                           spec.pass_ripple / spec.stop_ripple, spec.flat_edge,
-                           spec.pass_ripple / spec.flat_ripple};
+  LowpassBands bands{spec.pass_edge,
+                     spec.stop_edge,
+                     spec.pass_ripple / spec.stop_ripple,
+                     spec.flat_edge,
+                     spec.pass_ripple / spec.flat_ripple,
+                     {},
+                     spec.pass_ripple / spec.notch_ripple};
+  if (spec.notch_ripple < spec.stop_ripple) {
+    for (double c : spec.notches) {
+      bands.notches.emplace_back(c - spec.notch_width, c + spec.notch_width);
+    }
+  }
   auto odd = [](double v) { return static_cast<std::size_t>(std::max(3.0, v)) / 2 * 2 + 1; };
   auto meets = [&](const Exchange& e) { return e.converged && e.max_error <= pass_ripple; };
   // Search for the shortest length meeting the ripple: the ripple falls roughly exponentially

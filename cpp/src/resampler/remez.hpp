@@ -11,9 +11,12 @@ namespace anunzi::detail {
 
 // Frequencies in cycles per sample, ripples as linear amplitudes. The passband [0, pass_edge]
 // stays within 1 +- pass_ripple, and its lower part [0, flat_edge] within 1 +- flat_ripple;
-// the stopband [stop_edge, 0.5] stays below stop_ripple.
+// the stopband [stop_edge, 0.5] stays below stop_ripple, and below notch_ripple within
+// notch_width of each of `notches` (where a resampler's images of the flat part fall).
 struct LowpassSpec {
   double pass_edge, stop_edge, pass_ripple, stop_ripple, flat_edge, flat_ripple;
+  std::vector<double> notches{};
+  double notch_width = 0.0, notch_ripple = 1.0;
 };
 
 // The shortest odd-length linear-phase low-pass meeting `spec`: its symmetric impulse response,

@@ -1,9 +1,12 @@
 // The public Resampler: argument checks, then the stream (stream.hpp) does the work.
 #include "anunzi/resampler.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels.hpp"
 #include "oneshot.hpp"
 #include "ratio.hpp"
 #include "spec.hpp"
@@ -26,8 +29,8 @@ Resampler::Resampler(double in_rate, double out_rate, std::size_t num_channels, 
   const detail::FilterSpec spec = detail::filter_spec(quality);
   const bool use_double =
       spec.double_precision || io_type == SampleType::kFloat64 || io_type == SampleType::kInt32;
-  stream_ = std::make_unique<detail::Stream>(detail::rate_ratio(in_rate, out_rate), num_channels,
-                                             spec, use_double, isa);
+  stream_ = std::make_unique<detail::Stream>(detail::rate_ratio(in_rate, out_rate), out_rate,
+                                             num_channels, spec, use_double, isa);
 }
 
 Resampler::~Resampler() = default;
@@ -49,10 +52,39 @@ double Resampler::delay() const { return stream_->state().delay(); }
 double Resampler::latency_frames() const { return stream_->state().latency_frames(); }
 std::uint64_t Resampler::num_clips() const { return stream_->state().clips; }
 std::size_t Resampler::num_channels() const { return stream_->state().channels; }
-std::size_t Resampler::taps_per_output() const { return stream_->state().taps; }
-std::size_t Resampler::num_phases() const { return stream_->state().rows; }
-bool Resampler::interpolated_phases() const { return stream_->state().interpolated; }
-const char* Resampler::design_method() const { return stream_->state().design_method(); }
+std::size_t Resampler::taps_per_output() const {
+  return static_cast<std::size_t>(std::ceil(stream_->state().multiply_adds_per_output() - 1e-9));
+}
+std::size_t Resampler::num_phases() const { return stream_->state().stages.back().rows; }
+
+bool Resampler::interpolated_phases() const {
+  for (const auto& s : stream_->state().stages) {
+    if (s.interpolated) return true;
+  }
+  return false;
+}
+
+std::string Resampler::design_method() const {
+  std::string method;
+  for (const auto& s : stream_->state().stages) {
+    method += (method.empty() ? "" : " + ") + std::string(s.design_method());
+  }
+  return method;
+}
+
+std::vector<ResamplerStage> Resampler::stages() const {
+  std::vector<ResamplerStage> out;
+  for (const auto& s : stream_->state().stages) {
+    const char* kernel = s.kernel == detail::StageKernel::kCorrelate ? "correlate"
+                         : s.kernel == detail::StageKernel::kLanes   ? "lanes"
+                                                                     : "interpolated";
+    out.push_back({s.up, s.down, s.taps, s.rows, s.nonzero_taps,
+                   static_cast<double>(s.after) * static_cast<double>(s.up) /
+                       static_cast<double>(s.down),
+                   s.interpolated, s.design_method(), kernel});
+  }
+  return out;
+}
 Isa Resampler::isa() const { return stream_->state().isa; }
 bool Resampler::double_precision() const { return stream_->state().double_precision; }
 std::uint64_t Resampler::out_step() const { return stream_->state().up; }
@@ -68,6 +100,28 @@ std::size_t Resampler::oneshot_frames(std::size_t in_frames) const {
 
 unsigned Resampler::oneshot_parts(std::size_t in_frames, unsigned threads) const {
   return detail::oneshot_parts(*stream_, in_frames, threads);
+}
+
+double fma_peak(Isa isa, int rounds) {
+  if (!isa_supported(isa)) throw std::invalid_argument("instruction set not supported");
+  const detail::Kernels<float> k = detail::kernels_for<float>(isa);
+  float seeds[detail::kProbeChains + 2];
+  for (std::size_t i = 0; i < detail::kProbeChains; ++i) seeds[i] = 1.0f + 0.01f * i;
+  seeds[detail::kProbeChains] = 0.999f;
+  seeds[detail::kProbeChains + 1] = 0.001f;
+  // A millisecond or so per round at tens of G multiply-adds/s.
+  const std::size_t iterations = 4'000'000 / (detail::kProbeChains * k.lanes);
+  double best = 0.0;
+  volatile float sink = 0.0f;
+  for (int r = 0; r < rounds; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    sink = sink + k.fma_probe(seeds, iterations);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    const double rate = static_cast<double>(iterations * detail::kProbeChains * k.lanes) /
+                        took.count();
+    best = std::max(best, rate);
+  }
+  return best;
 }
 
 void Resampler::oneshot(const StridedConstView& in, const StridedView& out, unsigned threads) {

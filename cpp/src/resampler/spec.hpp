@@ -14,6 +14,9 @@ struct FilterSpec {
   double stopband_begin;
   double attenuation_db;
   bool double_precision;  // accumulate in double: float32 rounding would dominate the error
+  // The whole passband as flat as the stopband's ripple (else only its lower part, see
+  // prototype.cpp): for a cascade's wide stage, whose ripple would add to the sharp stage's.
+  bool flat_passband = false;
 };
 
 [[nodiscard]] inline FilterSpec filter_spec(Quality quality) {
