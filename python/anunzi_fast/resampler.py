@@ -320,8 +320,9 @@ def resample(
     Returns
     -------
     np.ndarray
-        A new array of ``round(len(x) * out_rate / in_rate)`` frames, same ndim and dtype as
-        ``x``, aligned with the input (the filter delay is removed).
+        A new array of ``len(x) * out_rate / in_rate`` frames rounded to nearest, halves up
+        (as soxr: 1, 3, 5 samples at 16 -> 8 kHz give 1, 2, 3), same ndim and dtype as ``x``,
+        aligned with the input (the filter delay is removed).
 
     Raises
     ------
