@@ -54,6 +54,21 @@ StageKernel choose_kernel(const StageState& st, std::size_t lanes) {
   return st.up == 1 && run < 4.0 && dense ? StageKernel::kLanes : StageKernel::kCorrelate;
 }
 
+// Whether x[0 .. n) holds no NaN and no infinity: x * 0 is NaN exactly for those. Eight
+// partial sums, so the compiler vectorises the loop without reordering a float sum.
+template <typename S>
+bool all_finite(const S* x, std::size_t n) {
+  S partial[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (std::size_t j = 0; j < 8; ++j) partial[j] += x[i + j] * S(0);
+  }
+  S total = S(0);
+  for (; i < n; ++i) total += x[i] * S(0);
+  for (const S p : partial) total += p;
+  return total == S(0);
+}
+
 }  // namespace
 
 template <typename S>
@@ -431,6 +446,19 @@ void Stage<S>::produce_lanes(StageState& st, std::size_t count, S* const* dst) {
     }
   }
   if (phase_out_.size() < kMaxLaneBlocks * lanes) phase_out_.assign(kMaxLaneBlocks * lanes, S(0));
+  // A lane multiplies the whole window of its block, zero coefficients included, and 0 * inf
+  // is NaN: a non-finite sample outside a lane's own taps would spoil it, and whether it lies
+  // in the window depends on how far the input has arrived, so streaming would disagree with
+  // one-shot. Calls whose windows are all finite (the usual case) skip the fix.
+  bool finite = true;
+  if (!lane_blocks_.empty()) {
+    std::size_t lo = lane_blocks_.front().start, hi = lo;
+    for (const LaneBlock& block : lane_blocks_) {
+      lo = std::min(lo, block.start);
+      hi = std::max(hi, block.start);
+    }
+    for (const auto& h : history_) finite = finite && all_finite(h.data() + lo, hi - lo + span);
+  }
   const S* coefs[kMaxLaneBlocks];
   const S* xs[kMaxLaneBlocks];
   S* outs[kMaxLaneBlocks];
@@ -450,6 +478,9 @@ void Stage<S>::produce_lanes(StageState& st, std::size_t count, S* const* dst) {
         outs[q] = whole ? dst[c] + block.rel : phase_out_.data() + q * lanes;
       }
       kernels_.lanes_blocks(coefs, xs, span, g, outs);
+      for (std::size_t q = 0; q < g && !finite; ++q) {
+        if (!all_finite(xs[q], span)) fix_lanes(coefs[q], xs[q], outs[q]);
+      }
       for (std::size_t q = 0; q < g; ++q) {
         if (outs[q] != phase_out_.data() + q * lanes) continue;
         // The lanes that are outputs of the cycle and of this call.
@@ -463,6 +494,35 @@ void Stage<S>::produce_lanes(StageState& st, std::size_t count, S* const* dst) {
     }
   }
   advance(st, count);
+}
+
+template <typename S>
+void Stage<S>::fix_lanes(const S* coefs, const S* x, S* out) {
+  const std::size_t lanes = kernels_.lanes, span = layout_->span;
+  // Lanes whose own taps see only finite samples: the kernel again on the window with the
+  // non-finite samples zeroed. A zero coefficient times a finite sample leaves a lane's sum
+  // as it was (the sum starts at +0 and never becomes -0), so this is bit for bit what the
+  // lane gives wherever those samples are finite, as when the input has not reached them.
+  clean_window_.resize(span);
+  clean_out_.resize(lanes);
+  for (std::size_t u = 0; u < span; ++u) clean_window_[u] = std::isfinite(x[u]) ? x[u] : S(0);
+  const S* clean_coefs[1] = {coefs};
+  const S* clean_x[1] = {clean_window_.data()};
+  S* clean_out[1] = {clean_out_.data()};
+  kernels_.lanes_blocks(clean_coefs, clean_x, span, 1, clean_out);
+  for (std::size_t l = 0; l < lanes; ++l) {
+    // Lanes that do see one: NaN or an infinity in any case; this order makes it
+    // deterministic (the kernel's sum would depend on the samples outside the taps).
+    bool spoiled = false;
+    S sum = S(0);
+    for (std::size_t u = 0; u < span; ++u) {
+      const S c = coefs[u * lanes + l];
+      if (c == S(0)) continue;
+      spoiled = spoiled || !std::isfinite(x[u]);
+      sum += c * x[u];
+    }
+    out[l] = spoiled ? sum : clean_out_[l];
+  }
 }
 
 template <typename S>

@@ -74,6 +74,9 @@ class Stage {
   void produce_correlate(StageState& st, std::size_t count, S* const* dst);
   void correlate_batch(const StageState& st, std::size_t count, S* const* dst);
   void produce_lanes(StageState& st, std::size_t count, S* const* dst);
+  // A lanes block whose window holds a NaN or an infinity: each lane as if it read only the
+  // samples its own nonzero taps cover (see produce_lanes).
+  void fix_lanes(const S* coefs, const S* x, S* out);
   void produce_interpolated(StageState& st, std::size_t count, S* const* dst);
   static void advance(StageState& st, std::uint64_t count);
 
@@ -106,6 +109,8 @@ class Stage {
     std::size_t start;  // its first window in the history
   };
   std::vector<LaneBlock> lane_blocks_;  // in the order they are computed, kMaxLaneBlocks at a time
+  AlignedVector<S> clean_window_;        // fix_lanes: a block's window, non-finite samples zeroed
+  AlignedVector<S> clean_out_;           // fix_lanes: the block computed from it
 };
 
 extern template class Stage<float>;
