@@ -210,7 +210,12 @@ ANUNZI_KERNEL_BODY void lanes_fixed(const ScalarOf<Ops>* const* coefs,
       }
     }
   }
-  ANUNZI_UNROLL for (int g = 0; g < G; ++g) Ops::storeu(outs[g], acc[g]);
+  // + 0 (as 0 * 0 + acc) turns a -0 sum into +0 and leaves every other value as it is: a
+  // lane's sum can become -0 (a product that rounds to -0), and the zero coefficients after
+  // its own taps then keep or drop that sign by the sign of samples that are not its own,
+  // which streaming may not have received yet.
+  const VecOf<Ops> none = Ops::zero();
+  ANUNZI_UNROLL for (int g = 0; g < G; ++g) Ops::storeu(outs[g], Ops::fma(none, none, acc[g]));
 }
 
 template <typename Ops, bool kShared>

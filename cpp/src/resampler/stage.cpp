@@ -500,9 +500,9 @@ template <typename S>
 void Stage<S>::fix_lanes(const S* coefs, const S* x, S* out) {
   const std::size_t lanes = kernels_.lanes, span = layout_->span;
   // Lanes whose own taps see only finite samples: the kernel again on the window with the
-  // non-finite samples zeroed. A zero coefficient times a finite sample leaves a lane's sum
-  // as it was (the sum starts at +0 and never becomes -0), so this is bit for bit what the
-  // lane gives wherever those samples are finite, as when the input has not reached them.
+  // non-finite samples zeroed. A zero coefficient times a finite sample changes a lane's sum
+  // at most from -0 to +0 or back, and the kernel stores -0 as +0, so this is bit for bit what
+  // the lane gives wherever those samples are finite, as when the input has not reached them.
   clean_window_.resize(span);
   clean_out_.resize(lanes);
   for (std::size_t u = 0; u < span; ++u) clean_window_[u] = std::isfinite(x[u]) ? x[u] : S(0);
