@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.streams import StreamReader
+from websockets.uri import parse_uri as urlsplit_uri
 
 from anunzi_fast import _frames
 from anunzi_fast._frames import write_binary
@@ -30,8 +32,9 @@ class _Transport:
 def _connection(**changes: Any) -> Any:
     protocol = SimpleNamespace(state=changes.pop("state", State.OPEN),
                                extensions=changes.pop("extensions", []),
-                               writes=changes.pop("writes", []))
-    fields = {"protocol": protocol, "send_in_progress": None, "paused": False,
+                               writes=changes.pop("writes", []),
+                               expect_continuation_frame=changes.pop("fragmented", False))
+    fields = {"protocol": protocol, "paused": False,
               "transport": _Transport(changes.pop("closing", False))}
     fields.update(changes)
     return SimpleNamespace(**fields)
@@ -77,16 +80,17 @@ def test_every_frame_has_its_own_mask_and_the_pool_refills() -> None:
 @pytest.mark.parametrize(
     "changes",
     [{"state": State.CLOSING}, {"state": State.CLOSED}, {"extensions": ["permessage-deflate"]},
-     {"writes": [b"pong"]}, {"send_in_progress": object()}, {"paused": True},
-     {"closing": True}],
+     {"writes": [b"pong"]}, {"fragmented": True}, {"paused": True},
+     {"closing": True}, {"payload": memoryview(np.zeros(8, np.int16))[::2]}],
     ids=["closing", "closed", "extension", "queued-writes", "fragmented-send", "paused",
-         "transport-closing"],
+         "transport-closing", "strided-payload"],
 )
 def test_websockets_sends_whenever_it_has_more_to_do(changes: dict[str, Any]) -> None:
     # Its send then waits for the close, drains, flushes what is queued first or raises
     # ConnectionClosed: nothing may be written past it.
+    payload = changes.pop("payload", memoryview(np.zeros(4, np.int16)))
     connection = _connection(**changes)
-    assert not write_binary(connection, memoryview(np.zeros(4, np.int16)))
+    assert not write_binary(connection, payload)
     assert connection.transport.written == []
 
 
@@ -94,6 +98,33 @@ def test_an_unknown_websockets_without_the_attributes_is_left_to_itself() -> Non
     connection = _connection()
     del connection.paused
     assert not write_binary(connection, memoryview(np.zeros(4, np.int16)))
-    protocol_without_writes = _connection()
-    del protocol_without_writes.protocol.writes
-    assert not write_binary(protocol_without_writes, memoryview(np.zeros(4, np.int16)))
+    for attribute in ("writes", "expect_continuation_frame"):
+        without = _connection()
+        delattr(without.protocol, attribute)
+        assert not write_binary(without, memoryview(np.zeros(4, np.int16)))
+
+
+async def test_the_attributes_it_reads_exist_on_this_websockets() -> None:
+    # The fakes above name what a live ClientConnection has; if websockets renames one, the
+    # fast path silently turns off: say so here instead.
+    from websockets.asyncio.client import ClientConnection
+    from websockets.client import ClientProtocol
+
+    protocol = ClientProtocol(urlsplit_uri("ws://127.0.0.1/"))
+    assert protocol.writes == [] and protocol.expect_continuation_frame is False
+    connection = ClientConnection(protocol)  # needs a running loop, never connected
+    assert connection.paused is False
+
+
+def test_masks_are_per_thread_and_never_short() -> None:
+    masks: list[bytes] = []
+
+    def draw() -> None:
+        masks.extend(_frames._masks.next() for _ in range(3000))
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(masks) == 12000 and all(len(mask) == 4 for mask in masks)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 
 from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
@@ -30,20 +31,30 @@ __all__ = ["write_binary"]
 _MASK_POOL_BYTES = 4096  # 1,024 masks per system call
 
 
-class _Masks:
+class _Masks(threading.local):
+    """Each thread's own pool (event loops may run in several), drawn anew after a fork."""
+
     def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
+        self.pool = b""
+        self.at = 0
 
     def next(self) -> bytes:
-        if self._at == len(self._pool):
-            self._pool, self._at = os.urandom(_MASK_POOL_BYTES), 0
-        mask = self._pool[self._at : self._at + 4]
-        self._at += 4
+        if self.at + 4 > len(self.pool):
+            self.pool, self.at = os.urandom(_MASK_POOL_BYTES), 0
+        mask = self.pool[self.at : self.at + 4]
+        self.at += 4
         return mask
 
 
 _masks = _Masks()
+
+
+def _forget_masks() -> None:  # a forked child must not repeat its parent's masks
+    _masks.pool, _masks.at = b"", 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_masks)
 
 
 def write_binary(connection: ClientConnection, payload: memoryview) -> bool:
@@ -51,12 +62,13 @@ def write_binary(connection: ClientConnection, payload: memoryview) -> bool:
     protocol = connection.protocol
     if (protocol.state is not State.OPEN or protocol.extensions
             or getattr(protocol, "writes", True)  # data websockets has yet to write
-            # a fragmented send under way (the attribute's name changed in websockets 16)
-            or getattr(connection, "send_in_progress", None) is not None
-            or getattr(connection, "fragmented_send_waiter", None) is not None
+            or getattr(protocol, "expect_continuation_frame", True)  # a fragmented send
             or getattr(connection, "paused", True)  # flow control: websockets drains
-            or connection.transport.is_closing()):
+            or connection.transport.is_closing()
+            or not payload.c_contiguous):
         return False
+    if payload.format != "B":
+        payload = payload.cast("B")  # apply_mask's pure-Python fallback counts items
     size = payload.nbytes
     if size < 126:
         header = struct.pack("!BB", 0x82, 0x80 | size)
