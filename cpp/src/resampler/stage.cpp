@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 namespace anunzi::detail {
@@ -90,6 +91,8 @@ struct Stage<S>::Layout {
   std::size_t span = 0;
   AlignedVector<S> blocks;
   std::vector<std::uint64_t> block_start;
+  // kLanes: where each lane's own taps start in its block's window ([block][lane]), `taps` long.
+  std::vector<std::uint32_t> lane_shift;
 };
 
 template <typename S>
@@ -162,6 +165,7 @@ std::shared_ptr<const typename Stage<S>::Layout> Stage<S>::make_layout(
       }
     }
     layout->span = taps + widest;
+    layout->lane_shift.assign(shift.begin(), shift.end());
     layout->blocks.assign(blocks * layout->span * lanes, S(0));
     for (std::size_t b = 0; b < blocks; ++b) {
       for (std::size_t l = 0; l < lanes && b * lanes + l < tile; ++l) {
@@ -479,7 +483,7 @@ void Stage<S>::produce_lanes(StageState& st, std::size_t count, S* const* dst) {
       }
       kernels_.lanes_blocks(coefs, xs, span, g, outs);
       for (std::size_t q = 0; q < g && !finite; ++q) {
-        if (!all_finite(xs[q], span)) fix_lanes(coefs[q], xs[q], outs[q]);
+        if (!all_finite(xs[q], span)) fix_lanes(group[q].b, coefs[q], xs[q], outs[q]);
       }
       for (std::size_t q = 0; q < g; ++q) {
         if (outs[q] != phase_out_.data() + q * lanes) continue;
@@ -497,31 +501,42 @@ void Stage<S>::produce_lanes(StageState& st, std::size_t count, S* const* dst) {
 }
 
 template <typename S>
-void Stage<S>::fix_lanes(const S* coefs, const S* x, S* out) {
-  const std::size_t lanes = kernels_.lanes, span = layout_->span;
+void Stage<S>::fix_lanes(std::size_t b, const S* coefs, const S* x, S* out) {
+  const std::size_t lanes = kernels_.lanes, span = layout_->span, taps = design_->taps;
   // Lanes whose own taps see only finite samples: the kernel again on the window with the
   // non-finite samples zeroed. A zero coefficient times a finite sample changes a lane's sum
   // at most from -0 to +0 or back, and the kernel stores -0 as +0, so this is bit for bit what
   // the lane gives wherever those samples are finite, as when the input has not reached them.
   clean_window_.resize(span);
   clean_out_.resize(lanes);
-  for (std::size_t u = 0; u < span; ++u) clean_window_[u] = std::isfinite(x[u]) ? x[u] : S(0);
+  nan_before_.resize(span + 1);
+  inf_before_.resize(span + 1);
+  nan_before_[0] = inf_before_[0] = 0;
+  for (std::size_t u = 0; u < span; ++u) {
+    const bool nan = std::isnan(x[u]), inf = std::isinf(x[u]);
+    nan_before_[u + 1] = nan_before_[u] + (nan ? 1 : 0);
+    inf_before_[u + 1] = inf_before_[u] + (inf ? 1 : 0);
+    clean_window_[u] = nan || inf ? S(0) : x[u];
+  }
   const S* clean_coefs[1] = {coefs};
   const S* clean_x[1] = {clean_window_.data()};
   S* clean_out[1] = {clean_out_.data()};
   kernels_.lanes_blocks(clean_coefs, clean_x, span, 1, clean_out);
+  const std::uint32_t* shift = layout_->lane_shift.data() + b * lanes;
   for (std::size_t l = 0; l < lanes; ++l) {
-    // Lanes that do see one: NaN or an infinity in any case; this order makes it
-    // deterministic (the kernel's sum would depend on the samples outside the taps).
-    bool spoiled = false;
-    S sum = S(0);
-    for (std::size_t u = 0; u < span; ++u) {
-      const S c = coefs[u * lanes + l];
-      if (c == S(0)) continue;
-      spoiled = spoiled || !std::isfinite(x[u]);
-      sum += c * x[u];
+    // Lanes whose own taps (all of them: the same samples however the input is chunked) see
+    // a NaN are NaN, as their sum would be; those that see only infinities get that sum in
+    // a fixed order (an infinity or NaN).
+    const std::size_t lo = shift[l], hi = lo + taps;
+    if (nan_before_[hi] != nan_before_[lo]) {
+      out[l] = std::numeric_limits<S>::quiet_NaN();
+    } else if (inf_before_[hi] != inf_before_[lo]) {
+      S sum = S(0);
+      for (std::size_t u = lo; u < hi; ++u) sum += coefs[u * lanes + l] * x[u];
+      out[l] = sum;
+    } else {
+      out[l] = clean_out_[l];
     }
-    out[l] = spoiled ? sum : clean_out_[l];
   }
 }
 

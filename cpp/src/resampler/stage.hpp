@@ -76,7 +76,7 @@ class Stage {
   void produce_lanes(StageState& st, std::size_t count, S* const* dst);
   // A lanes block whose window holds a NaN or an infinity: each lane as if it read only the
   // samples its own nonzero taps cover (see produce_lanes).
-  void fix_lanes(const S* coefs, const S* x, S* out);
+  void fix_lanes(std::size_t b, const S* coefs, const S* x, S* out);
   void produce_interpolated(StageState& st, std::size_t count, S* const* dst);
   static void advance(StageState& st, std::uint64_t count);
 
@@ -111,6 +111,8 @@ class Stage {
   std::vector<LaneBlock> lane_blocks_;  // in the order they are computed, kMaxLaneBlocks at a time
   AlignedVector<S> clean_window_;        // fix_lanes: a block's window, non-finite samples zeroed
   AlignedVector<S> clean_out_;           // fix_lanes: the block computed from it
+  std::vector<std::uint32_t> nan_before_;  // fix_lanes: NaN samples before each position
+  std::vector<std::uint32_t> inf_before_;  // fix_lanes: infinite samples before each position
 };
 
 extern template class Stage<float>;
