@@ -51,11 +51,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.client import connect as ws_connect
+from websockets.protocol import State
 
 from anunzi_fast._light_driver import FramePacer
 from anunzi_fast._loadgen import CallConfig, CallScript, run_call
@@ -359,10 +361,30 @@ async def test_both_clients_sustain_a_few_realtime_sessions() -> None:
 # --- pytest-benchmark: one 20 ms tick of session work, without the network -----------------
 
 
+class _NullAsyncioTransport:
+    """Takes the frames our client writes itself (anunzi_fast._frames) and drops them."""
+
+    def write(self, data: bytes) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+
 class _NullWebSocket:
-    """Stands in for the connection: sending costs nothing, so only session code is timed."""
+    """Stands in for the connection: sending costs nothing, so only session code is timed.
+
+    It looks open to ``anunzi_fast._frames.write_binary``, so our tick includes building
+    each frame, as a live call does.
+    """
 
     close_code = None
+    paused = False
+
+    def __init__(self) -> None:
+        self.protocol = SimpleNamespace(state=State.OPEN, extensions=[], writes=[],
+                                        expect_continuation_frame=False)
+        self.transport = _NullAsyncioTransport()
 
     async def send(self, message: object) -> None:
         return None
