@@ -317,6 +317,20 @@ def test_decimation_length_and_passband() -> None:
     assert np.max(np.abs(out[50:-50] - reference[50:-50])) < 400
 
 
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 62, 63, 64, 65, 960, 4801, 48_002])
+def test_decimation_equals_filtering_everything_then_keeping_one_in_three(length: int) -> None:
+    from anunzi_fast.emulator.agent import _TAPS
+
+    samples = (np.random.default_rng(length).standard_normal(length) * 9000).astype(np.int16)
+    samples[: min(3, length)] = [32767, -32768, 32767][: min(3, length)]  # clipping too
+    delay = (len(_TAPS) - 1) // 2
+    everything = np.convolve(samples.astype(np.float64), _TAPS)[delay : delay + length : 3]
+    expected = np.clip(np.rint(everything), -32768, 32767).astype(np.int16)
+    got = decimate_48k_to_16k(samples)
+    assert got.dtype == np.int16 and len(got) == len(expected)
+    assert np.max(np.abs(got.astype(np.int32) - expected)) <= 1  # summation order only
+
+
 def test_echo_agent_splits_long_speech_and_forgets_silence() -> None:
     agent = EchoAgent(max_utterance_seconds=1.0)
     replies = []
@@ -342,10 +356,10 @@ async def test_session_records_are_bounded() -> None:
 
 
 async def test_waiting_replies_are_bounded() -> None:
-    from anunzi_fast.emulator.server import QUEUED_REPLY_SAMPLES, SessionRecord, _Replies
+    from anunzi_fast.emulator.session import QUEUED_REPLY_SAMPLES, Replies, SessionRecord
 
     record = SessionRecord("echo", record_audio=False)
-    replies = _Replies(record)
+    replies = Replies(record)
     second = np.zeros(16_000, np.int16)
     for _ in range(45):
         replies.put(second)

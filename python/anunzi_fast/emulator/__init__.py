@@ -6,7 +6,9 @@ Example:
 """
 
 from .agent import EchoAgent, decimate_48k_to_16k, default_greeting
-from .server import DEFAULT_API_KEY, Emulator, Fault, Pace, SessionRecord
+from .base import DEFAULT_API_KEY
+from .server import Emulator
+from .session import Fault, Pace, SessionRecord
 from .tokens import SessionGrant, TokenStore
 
 __all__ = [

@@ -28,16 +28,34 @@ def _lowpass_taps(num_taps: int = 63, cutoff: float = 7_000.0) -> npt.NDArray[np
 
 
 _TAPS = _lowpass_taps()
+# The taps of each phase: k = 3q + phase (zero-padded to a multiple of 3 taps).
+_PHASE_TAPS = [np.concatenate([_TAPS, np.zeros(-len(_TAPS) % _DECIMATION)])[phase::_DECIMATION]
+               for phase in range(_DECIMATION)]
 
 
 def decimate_48k_to_16k(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
-    """Low-pass and keep every third sample: ``ceil(n / 3)`` samples out, a new array."""
-    if len(samples) == 0:
+    """Low-pass and keep every third sample: ``ceil(n / 3)`` samples out, a new array.
+
+    Output ``m`` is ``sum_k taps[k] * x[delay + 3m - k]`` (the filter centred on input ``3m``).
+    Only the kept outputs are computed: one short convolution per phase of the input, a third
+    of the multiply-adds of filtering everything and dropping two samples in three.
+    """
+    count = len(samples)
+    if count == 0:
         return np.zeros(0, np.int16)
-    # "full" then trim: mode="same" returns the longer of the two inputs, wrong for short ones.
-    delay = (len(_TAPS) - 1) // 2
-    full = np.convolve(samples.astype(np.float64), _TAPS)
-    filtered = full[delay : delay + len(samples) : _DECIMATION]
+    taps = len(_TAPS)
+    delay = (taps - 1) // 2
+    # x[j] sits at padded[j + lead]: zeros before and after stand for the signal's ends.
+    lead = taps - 1
+    padded = np.zeros(lead + count + taps + _DECIMATION, np.float64)
+    padded[lead : lead + count] = samples
+    outputs = -(-count // _DECIMATION)
+    filtered = np.zeros(outputs)
+    for phase in range(_DECIMATION):
+        # Taps k = 3q + phase meet inputs 3(m + base - q) + offset: one phase of the input.
+        base, offset = divmod(delay + lead - phase, _DECIMATION)
+        full = np.convolve(padded[offset::_DECIMATION], _PHASE_TAPS[phase])
+        filtered += full[base : base + outputs]
     return np.clip(np.rint(filtered), -32768, 32767).astype(np.int16)
 
 
