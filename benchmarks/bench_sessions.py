@@ -83,6 +83,22 @@ def speech_like_blocks(seconds: float) -> list[npt.NDArray[np.float32]]:
     return list(signal.reshape(-1, MIC_BLOCK))
 
 
+# Callers speak out of step: session i starts its script this many blocks into the
+# 2.5 s speech/silence cycle (in 100 ms steps), so utterances end, and the agent answers, at
+# different moments, as with independent callers (in step, every answer of the emulator would
+# be computed in the same millisecond and sent in one burst).
+CYCLE_BLOCKS = int(2.5 / TICK)
+STAGGER_STEPS = 25
+
+
+def staggered(blocks: list[npt.NDArray[np.float32]], index: int,
+              sessions: int) -> list[npt.NDArray[np.float32]]:
+    """Session ``index``'s blocks: the same audio, rotated to its place in the cycle."""
+    step = index * STAGGER_STEPS // max(1, sessions)
+    shift = step * CYCLE_BLOCKS // STAGGER_STEPS
+    return blocks[shift:] + blocks[:shift]
+
+
 @dataclass
 class SessionStats:
     """What one session did, for the pass criteria."""
@@ -253,8 +269,9 @@ async def run_trial(implementation: str, sessions: int, seconds: float,
     await asyncio.gather(
         sample_cpu(start_at + 0.25),
         sample_cpu(start_at + 0.25 + steady_seconds),
-        *(run_session(IMPLEMENTATIONS[implementation.split("-")[0]](), url, blocks,
-                      start_at + TICK * index / sessions, stats)
+        *(run_session(IMPLEMENTATIONS[implementation.split("-")[0]](), url,
+                      staggered(blocks, index, sessions), start_at + TICK * index / sessions,
+                      stats)
           for index, (url, stats) in enumerate(zip(urls, all_stats, strict=True))))
     lateness = np.array([x for s in all_stats for x in s.lateness] or [0.0])
     errors = [s.error for s in all_stats if s.error]
@@ -293,7 +310,9 @@ async def run_loadgen_trial(implementation: str, sessions: int, seconds: float,
     """N load-generator calls at once, the same microphone blocks, one shared frame clock."""
     blocks = speech_like_blocks(seconds)
     frame_ms = float(implementation.partition("@")[2] or TICK * 1000)
-    script = CallScript(float_to_pcm16(np.concatenate(blocks)), frame_ms=frame_ms)
+    scripts = {step: CallScript(float_to_pcm16(np.concatenate(
+        staggered(blocks, step, STAGGER_STEPS))), frame_ms=frame_ms)
+        for step in {index * STAGGER_STEPS // sessions for index in range(sessions)}}
     config = CallConfig(assistant_id="echo", api_key=DEFAULT_API_KEY, base_url=base_url,
                         driver="light", hangup_after=1.0, reply_timeout=5.0,
                         retry=RetryPolicy(max_attempts=8, initial_backoff=0.05, deadline=60))
@@ -317,7 +336,8 @@ async def run_loadgen_trial(implementation: str, sessions: int, seconds: float,
     steady_seconds = len(blocks) * TICK - 0.5
     _, _, *outcomes = await asyncio.gather(
         sample_cpu(start_at + 0.25), sample_cpu(start_at + 0.25 + steady_seconds),
-        *(run_call(config, script, report, pacer) for _ in range(sessions)))
+        *(run_call(config, scripts[index * STAGGER_STEPS // sessions], report, pacer)
+          for index in range(sessions)))
     weights = np.array([calls for _, calls in ticks] or [1])
     lateness = np.repeat(np.array([late for late, _ in ticks] or [0.0]), weights)
     errors = [f"{type(o.error).__name__}: {o.error}" for o in outcomes if o.error]

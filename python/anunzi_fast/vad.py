@@ -84,6 +84,13 @@ class EnergyVad:
 
     def process(self, samples: npt.NDArray[np.int16] | npt.NDArray[np.floating]) -> list[VadEvent]:
         """Feed mono samples (int16, or float in [-1, 1]); return the events they complete."""
+        if (type(samples) is np.ndarray and samples.dtype == np.int16 and samples.ndim == 1
+                and len(samples) == self.frame_length and not len(self._pending)):
+            # One int16 frame per call (a 20 ms WebSocket frame): its energy, nothing else.
+            scaled_frame = samples.astype(np.float32)
+            events: list[VadEvent] = []
+            self._step(float(np.dot(scaled_frame, scaled_frame)) > self._threshold_energy, events)
+            return events
         array = np.asarray(samples)
         if array.ndim != 1:
             raise InvalidArgumentError("the VAD takes mono (1-D) audio")
@@ -102,7 +109,7 @@ class EnergyVad:
         else:
             frames = scaled[:whole].reshape(-1, self.frame_length)
             energies = np.einsum("ij,ij->i", frames, frames).tolist()
-        events: list[VadEvent] = []
+        events = []
         for energy in energies:
             self._step(energy > self._threshold_energy, events)
         return events

@@ -17,6 +17,7 @@ from anunzi_fast.emulator import (
     DEFAULT_API_KEY,
     EchoAgent,
     Emulator,
+    EmulatorBase,
     Fault,
     TokenStore,
     decimate_48k_to_16k,
@@ -37,11 +38,22 @@ AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
 FAST_RETRY = RetryPolicy(initial_backoff=0.001, max_backoff=0.002, deadline=5)
 
 
+@pytest.fixture(params=["websockets", "picows"])
+def emulator_class(request: pytest.FixtureRequest) -> type[EmulatorBase]:
+    """Every emulator test runs on both servers: websockets', and picows' (the load extra)."""
+    if request.param == "websockets":
+        return Emulator
+    pytest.importorskip("picows", reason="the light emulator needs the 'load' extra")
+    from anunzi_fast.emulator import LightEmulator
+
+    return LightEmulator
+
+
 def speech_48k(seconds: float, frequency: float = 300.0) -> np.ndarray:
     return tone(seconds, frequency=frequency, dtype=np.int16)
 
 
-async def session_url(emulator: Emulator, assistant_id: str = "echo") -> str:
+async def session_url(emulator: EmulatorBase, assistant_id: str = "echo") -> str:
     return await request_session_url(
         assistant_id, DEFAULT_API_KEY, base_url=emulator.base_url, retry=FAST_RETRY
     )
@@ -66,8 +78,10 @@ async def receive_audio(ws: ClientConnection, samples: int) -> bytes:
     return bytes(audio)
 
 
-async def test_token_route_issues_a_session_url_that_connects() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+async def test_token_route_issues_a_session_url_that_connects(
+    emulator_class: type[EmulatorBase],
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(pace="fast") as emulator:
         async with httpx.AsyncClient() as http:
             response = await http.get(f"{emulator.base_url}/websocket/token/echo", headers=AUTH)
         assert response.status_code == 200
@@ -89,25 +103,34 @@ async def test_token_route_issues_a_session_url_that_connects() -> None:
         (AUTH, "forbidden", 403),
     ],
 )
-async def test_token_route_errors(headers: dict[str, str], assistant: str, status: int) -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(
-        assistant_ids={"echo", "forbidden"}
-    ) as emulator, httpx.AsyncClient() as http:
+async def test_token_route_errors(
+    headers: dict[str, str], assistant: str, status: int, emulator_class: type[EmulatorBase]
+) -> None:
+    async with (
+        asyncio.timeout(TEST_TIMEOUT),
+        emulator_class(assistant_ids={"echo", "forbidden"}) as emulator,
+        httpx.AsyncClient() as http,
+    ):
         response = await http.get(
             f"{emulator.base_url}/websocket/token/{assistant}", headers=headers
         )
         assert response.status_code == status
 
 
-async def test_unknown_paths_are_404() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator() as emulator, httpx.AsyncClient() as http:
+async def test_unknown_paths_are_404(emulator_class: type[EmulatorBase]) -> None:
+    async with (
+        asyncio.timeout(TEST_TIMEOUT),
+        emulator_class() as emulator,
+        httpx.AsyncClient() as http,
+    ):
         assert (await http.get(f"{emulator.base_url}/elsewhere")).status_code == 404
 
 
-async def test_every_token_route_error_class_end_to_end() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(
-        assistant_ids={a.value for a in Fault}, fault_repeats=100
-    ) as emulator:
+async def test_every_token_route_error_class_end_to_end(emulator_class: type[EmulatorBase]) -> None:
+    async with (
+        asyncio.timeout(TEST_TIMEOUT),
+        emulator_class(assistant_ids={a.value for a in Fault}, fault_repeats=100) as emulator,
+    ):
         base = emulator.base_url
         with pytest.raises(AuthenticationError):
             await request_session_url("echo", "bad-key-123", base_url=base, retry=FAST_RETRY)
@@ -124,15 +147,19 @@ async def test_every_token_route_error_class_end_to_end() -> None:
 
 
 @pytest.mark.parametrize("fault", [Fault.RATE_LIMITED, Fault.SERVER_ERROR])
-async def test_transient_token_faults_are_retried_through(fault: Fault) -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(fault_repeats=2) as emulator:
+async def test_transient_token_faults_are_retried_through(
+    fault: Fault, emulator_class: type[EmulatorBase]
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(fault_repeats=2) as emulator:
         url = await session_url(emulator, fault)
         assert url.startswith("ws://")
         assert emulator.token_requests == 3
 
 
-async def test_bad_reused_and_expired_tokens_are_refused_with_403() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(token_ttl=0.2) as emulator:
+async def test_bad_reused_and_expired_tokens_are_refused_with_403(
+    emulator_class: type[EmulatorBase],
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(token_ttl=0.2) as emulator:
         url = await session_url(emulator)
         async with connect(url, compression=None):
             pass
@@ -146,27 +173,34 @@ async def test_bad_reused_and_expired_tokens_are_refused_with_403() -> None:
             assert info.value.response.status_code == 403
 
 
-async def test_a_failed_upgrade_neither_spends_the_token_nor_keeps_a_grant() -> None:
+async def test_a_failed_upgrade_neither_spends_the_token_nor_keeps_a_grant(
+    emulator_class: type[EmulatorBase],
+) -> None:
     import gc
 
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator() as emulator, httpx.AsyncClient() as http:
+    async with (
+        asyncio.timeout(TEST_TIMEOUT),
+        emulator_class() as emulator,
+        httpx.AsyncClient() as http,
+    ):
         url = await session_url(emulator)
         # A plain GET, without Upgrade: refused, and the token stays usable.
         assert (await http.get("http" + url[2:])).status_code == 426
         # An upgrade the handshake refuses after the token was checked (no Sec-WebSocket-Key).
         other = await session_url(emulator)
-        response = await http.get("http" + other[2:],
-                                  headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+        response = await http.get(
+            "http" + other[2:], headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+        )
         assert response.status_code == 400
-        while emulator._grants:  # forgotten with its connection, not kept forever
+        while getattr(emulator, "_grants", None):  # forgotten with its connection
             gc.collect()
             await asyncio.sleep(0.01)
         async with connect(url, compression=None) as ws:
             assert await receive_json(ws) == {"type": "status_agent_ready"}
 
 
-async def test_greeting_then_echo_of_each_utterance() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+async def test_greeting_then_echo_of_each_utterance(emulator_class: type[EmulatorBase]) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(pace="fast") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:
             assert await receive_json(ws) == {"type": "status_agent_ready"}
             await ws.send(json.dumps({"type": "status_client_ready"}))
@@ -187,8 +221,8 @@ async def test_greeting_then_echo_of_each_utterance() -> None:
         assert record.close_code == 1000
 
 
-async def test_the_agent_speaks_only_after_client_ready() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+async def test_the_agent_speaks_only_after_client_ready(emulator_class: type[EmulatorBase]) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(pace="fast") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:
             assert await receive_json(ws) == {"type": "status_agent_ready"}
             speech = np.concatenate((speech_48k(0.5), np.zeros(48_000, np.int16)))
@@ -206,8 +240,8 @@ async def test_the_agent_speaks_only_after_client_ready() -> None:
         assert bytes(record.sent) == audio
 
 
-async def test_realtime_pacing_takes_real_time() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="realtime") as emulator:
+async def test_realtime_pacing_takes_real_time(emulator_class: type[EmulatorBase]) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(pace="realtime") as emulator:
         async with connect(await session_url(emulator), compression=None) as ws:
             await receive_json(ws)
             await ws.send(json.dumps({"type": "status_client_ready"}))
@@ -217,10 +251,10 @@ async def test_realtime_pacing_takes_real_time() -> None:
         assert 0.5 < elapsed < 1.5  # the greeting lasts 0.6 s
 
 
-async def test_fault_slow_ready() -> None:
+async def test_fault_slow_ready(emulator_class: type[EmulatorBase]) -> None:
     async with (
         asyncio.timeout(TEST_TIMEOUT),
-        Emulator(slow_ready_delay=0.3) as emulator,
+        emulator_class(slow_ready_delay=0.3) as emulator,
         connect(await session_url(emulator, Fault.SLOW_READY)) as ws,
     ):
         started = time.monotonic()
@@ -228,8 +262,8 @@ async def test_fault_slow_ready() -> None:
         assert time.monotonic() - started >= 0.25
 
 
-async def test_fault_extra_events_and_odd_frames() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+async def test_fault_extra_events_and_odd_frames(emulator_class: type[EmulatorBase]) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(pace="fast") as emulator:
         async with connect(await session_url(emulator, Fault.EXTRA_EVENTS)) as ws:
             assert (await receive_json(ws))["type"] == "emulator_notice"
             assert (await receive_json(ws))["type"] == "status_agent_ready"
@@ -253,10 +287,10 @@ async def test_fault_extra_events_and_odd_frames() -> None:
 
 
 @pytest.mark.parametrize(("fault", "code"), [(Fault.ABRUPT_CLOSE, 1006), (Fault.CLOSE_1011, 1011)])
-async def test_fault_closes(fault: Fault, code: int) -> None:
+async def test_fault_closes(fault: Fault, code: int, emulator_class: type[EmulatorBase]) -> None:
     async with (
         asyncio.timeout(TEST_TIMEOUT),
-        Emulator(pace="fast") as emulator,
+        emulator_class(pace="fast") as emulator,
         connect(await session_url(emulator, fault)) as ws,
     ):
         await receive_json(ws)
@@ -268,24 +302,24 @@ async def test_fault_closes(fault: Fault, code: int) -> None:
         assert ws.protocol.close_code == code
 
 
-async def test_many_sessions_at_once() -> None:
-    async def one_session(emulator: Emulator, index: int) -> bytes:
+async def test_many_sessions_at_once(emulator_class: type[EmulatorBase]) -> None:
+    async def one_session(emulator: EmulatorBase, index: int) -> bytes:
         async with connect(await session_url(emulator), compression=None) as ws:
             await receive_json(ws)
             audio = np.full(4_800, index, np.int16).tobytes()
             await ws.send(audio)
             return audio
 
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(pace="fast") as emulator:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(pace="fast") as emulator:
         sent = await asyncio.gather(*(one_session(emulator, i) for i in range(40)))
         await asyncio.gather(*(record.closed.wait() for record in emulator.sessions))
         received = sorted(bytes(record.received) for record in emulator.sessions)
         assert received == sorted(sent)
 
 
-async def test_stop_closes_open_sessions_with_1001() -> None:
+async def test_stop_closes_open_sessions_with_1001(emulator_class: type[EmulatorBase]) -> None:
     async with asyncio.timeout(TEST_TIMEOUT):
-        emulator = Emulator()
+        emulator = emulator_class()
         await emulator.start()
         async with connect(emulator.issue_session_url()) as ws:
             await receive_json(ws)
@@ -342,9 +376,11 @@ def test_echo_agent_splits_long_speech_and_forgets_silence() -> None:
     assert agent._buffered < 2 * 48_000
 
 
-async def test_session_records_are_bounded() -> None:
-    async with asyncio.timeout(TEST_TIMEOUT), Emulator(max_session_records=3,
-                                                       record_audio=False) as emulator:
+async def test_session_records_are_bounded(emulator_class: type[EmulatorBase]) -> None:
+    async with (
+        asyncio.timeout(TEST_TIMEOUT),
+        emulator_class(max_session_records=3, record_audio=False) as emulator,
+    ):
         for index in range(5):
             async with connect(emulator.issue_session_url(f"a{index}")) as ws:
                 await receive_json(ws)

@@ -6,7 +6,8 @@ Example:
 """
 
 from .agent import EchoAgent, decimate_48k_to_16k, default_greeting
-from .base import DEFAULT_API_KEY
+from .base import DEFAULT_API_KEY, EmulatorBase
+from .light import LightEmulator, light_emulator_available
 from .server import Emulator
 from .session import Fault, Pace, SessionRecord
 from .tokens import SessionGrant, TokenStore
@@ -15,11 +16,14 @@ __all__ = [
     "DEFAULT_API_KEY",
     "EchoAgent",
     "Emulator",
+    "EmulatorBase",
     "Fault",
+    "LightEmulator",
     "Pace",
     "SessionGrant",
     "SessionRecord",
     "TokenStore",
     "decimate_48k_to_16k",
     "default_greeting",
+    "light_emulator_available",
 ]

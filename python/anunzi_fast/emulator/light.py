@@ -1,0 +1,445 @@
+"""The emulator on picows: the routes, tokens, agent and faults of :mod:`.server` at a fraction
+of its CPU, so that a load test measures the load generator rather than its emulator.
+
+``anunzi-fast load --emulator`` and the sessions benchmark serve with it when the ``load`` extra
+(picows) is installed. One picows listener factory answers the token route's plain GET and the
+session's upgrade; each session's frames go straight to the protocol and the agent, and one
+timer per emulator, not one task per session, sends every session's agent audio when it is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any, Final
+
+from .._redact import install_log_redaction
+from ..errors import InvalidArgumentError
+from ..protocol import AGENT_SAMPLE_RATE, ClientReady, UserAudio
+from .agent import EchoAgent
+from .base import EmulatorBase, HttpAnswer, route_of
+from .session import FRAME_SAMPLES, Fault, Replies, SessionRecord, fault_of, split_frames
+from .tokens import SessionGrant
+
+__all__ = ["LightEmulator", "light_emulator_available"]
+
+# Agent frames due within this much of each other go out on one timer call.
+PACER_RESOLUTION: Final = 0.002
+# After our close frame, how long the client has to answer it before the TCP connection goes.
+CLOSE_WAIT_SECONDS: Final = 5.0
+SERVER_HEADER: Final = ("Server", "anunzi-fast-emulator")
+
+_logger = logging.getLogger("anunzi_fast.emulator")
+# picows logs through this logger, whose filter redacts secrets (a session path holds a token).
+_PICOWS_LOGGER = logging.getLogger("anunzi_fast.emulator.picows")
+
+
+def light_emulator_available() -> bool:
+    """Whether picows (the ``load`` extra) is installed."""
+    try:
+        import picows  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _picows() -> Any:
+    try:
+        import picows
+    except ImportError as exc:
+        raise InvalidArgumentError(
+            "the light emulator needs picows: pip install \"anunzi-fast[load]\" (or use "
+            "Emulator, on websockets)") from exc
+    return picows
+
+
+class LightEmulator(EmulatorBase):
+    """The :class:`~anunzi_fast.emulator.Emulator` on picows, for load tests.
+
+    Same arguments, routes, tokens, agent, faults and :attr:`sessions`; needs the ``load``
+    extra. It spends about a third of the websockets server's CPU per session (see the
+    sessions benchmark), so one core carries about three times the calls.
+    """
+
+    def _setup(self) -> None:
+        self._server: asyncio.Server | None = None
+        self._live: set[_Session] = set()
+        # Sessions waiting to send their next agent frame: (due time, tie-breaker, session).
+        self._due: list[tuple[float, int, _Session]] = []
+        self._order = itertools.count()
+        self._pacer: asyncio.TimerHandle | None = None
+        self._pacer_at = 0.0  # uvloop's timer handles do not tell when they fire
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start serving."""
+        if self._server is not None:
+            raise InvalidArgumentError("the emulator is already running")
+        picows = _picows()
+        install_log_redaction((_PICOWS_LOGGER.name,))
+        self._server = await picows.ws_create_server(
+            self._route, self.host, self._requested_port, max_frame_size=2**20,
+            logger_name=_PICOWS_LOGGER, websocket_handshake_timeout=10)
+
+    async def stop(self) -> None:
+        """Close every session (code 1001) and stop listening."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        sessions = list(self._live)
+        for session in sessions:
+            session.close(1001, "the emulator is stopping")
+        waits = [asyncio.ensure_future(s.record.closed.wait()) for s in sessions]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=CLOSE_WAIT_SECONDS + 1)
+            for wait in pending:
+                wait.cancel()
+        for session in list(self._live):
+            session.abort()
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
+        self._due.clear()
+        await server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    def _bound_port(self) -> int | None:
+        if self._server is None:
+            return None
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _route(self, request: Any) -> Any:
+        """picows' listener factory: a token answer, a refusal, or a session's listener."""
+        path = request.path.decode("latin-1")
+        route, assistant_id = route_of(path)
+        if route == "token":
+            return _respond(self.answer_token_request(
+                assistant_id, request.headers.get("Authorization", ""),
+                request.headers.get("Host")))
+        if route != "start":
+            return _respond(HttpAnswer(404, b"not found\n"))
+        if not _asks_for_websocket(request.headers):
+            # As websockets answers it; the token must not be spent on it.
+            return _respond(HttpAnswer(426, b"Failed to open a WebSocket connection.\n",
+                                       (("Upgrade", "websocket"),)))
+        grant = self.redeem_start_path(path)
+        if grant is None:
+            _logger.info("refused a session: unknown, used or expired token")
+            return _respond(HttpAnswer(403, b"invalid, used or expired session token\n"))
+        return _listener_class()(_Session(self, grant))
+
+    # --- the speaking clock -------------------------------------------------------------------
+
+    def _schedule(self, session: _Session, due: float) -> None:
+        heapq.heappush(self._due, (due, next(self._order), session))
+        session.scheduled = True
+        if self._pacer is None or due < self._pacer_at - PACER_RESOLUTION:
+            if self._pacer is not None:
+                self._pacer.cancel()
+            self._pacer = asyncio.get_running_loop().call_at(due, self._tick)
+            self._pacer_at = due
+
+    def _tick(self) -> None:
+        self._pacer = None
+        loop = asyncio.get_running_loop()
+        # Frames due within the resolution go now: speaking up to the same horizon as the
+        # one popped to, every session popped makes progress (uvloop's clock moves in ms).
+        horizon = loop.time() + PACER_RESOLUTION
+        due = self._due
+        ready = []
+        while due and due[0][0] <= horizon:
+            ready.append(heapq.heappop(due)[2])
+        for session in ready:
+            session.scheduled = False
+            next_due = session.speak(horizon)
+            if next_due is not None:
+                heapq.heappush(due, (next_due, next(self._order), session))
+                session.scheduled = True
+        if due:
+            self._pacer_at = due[0][0]
+            self._pacer = loop.call_at(self._pacer_at, self._tick)
+
+
+def _respond(answer: HttpAnswer) -> Any:
+    """picows' response for a plain HTTP answer (the connection closes after it)."""
+    picows = _picows()
+    headers = {"Content-Type": answer.content_type, **dict(answer.headers)}
+    headers[SERVER_HEADER[0]] = SERVER_HEADER[1]
+    if answer.status >= 400:
+        response = picows.WSUpgradeResponse.create_error_response(
+            answer.status, answer.body, headers)
+    else:
+        response = picows.WSUpgradeResponse.create_ok_response(answer.body, headers)
+    return picows.WSUpgradeResponseWithListener(response, None)
+
+
+def _asks_for_websocket(headers: Any) -> bool:
+    tokens = ",".join(headers.getall("Upgrade", [])).split(",")
+    return any(token.strip().lower() == "websocket" for token in tokens)
+
+
+class _Session:
+    """One session: the protocol's bytes in and out, the agent, the answers waiting."""
+
+    def __init__(self, emulator: LightEmulator, grant: SessionGrant) -> None:
+        self.emulator = emulator
+        self.fault = fault_of(grant.assistant_id)
+        self.record = SessionRecord(grant.assistant_id, record_audio=emulator.record_audio)
+        self.protocol = self.record.protocol
+        self.agent = EchoAgent()
+        # status_client_ready is what allows the agent to speak: answers to speech heard
+        # before it are held, and follow the greeting.
+        self.held, self.speech = Replies(self.record), Replies(self.record)
+        self.transport: Any = None
+        self.greeted = False
+        self.paused = False
+        self.scheduled = False
+        self.closing = False
+        self.gone = False
+        self.answers_spoken = 0
+        self.frames: Iterator[memoryview] | None = None  # the answer being spoken
+        self.next_frame_at = 0.0
+        self.fragment_kind: Any = None
+        self.text_parts: list[bytes] = []
+        self.close_timer: asyncio.TimerHandle | None = None
+        picows = _picows()
+        self.kinds = picows.WSMsgType
+        self.binary = picows.WSMsgType.BINARY
+        self.close_codes = picows.WSCloseCode
+
+    # --- picows' callbacks --------------------------------------------------------------------
+
+    def on_connected(self, transport: Any) -> None:
+        self.transport = transport
+        self.emulator._live.add(self)
+        self.emulator.sessions.append(self.record)
+        if self.fault is Fault.SLOW_READY:
+            asyncio.get_running_loop().call_later(self.emulator.slow_ready_delay, self.greet)
+        else:
+            self.greet()
+
+    def on_frame(self, frame: Any) -> None:
+        try:
+            if (frame.msg_type is self.binary and frame.fin and self.fragment_kind is None
+                    and not self.closing):
+                self.on_audio(frame.get_payload_as_bytes())  # the usual frame, straight on
+            else:
+                self._on_frame(frame)
+        except Exception:
+            _logger.exception("an emulated session failed")
+            self.close(1011, "emulator error")
+
+    def on_disconnected(self) -> None:
+        self.gone = True
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        received = self.transport.close_handshake.recv if self.transport else None
+        if received is None:
+            self.record.close_code = 1006
+        else:
+            code = received.code.value
+            self.record.close_code = 1005 if code == 0 else code
+        self.emulator._live.discard(self)
+        self.record.closed.set()
+
+    # --- what the client says -----------------------------------------------------------------
+
+    def greet(self) -> None:
+        if self.gone or self.closing:
+            return
+        if self.fault is Fault.EXTRA_EVENTS:
+            self.send_text(json.dumps({"type": "emulator_notice", "n": 1}))
+        if self.fault is not Fault.NEVER_READY:
+            self.send_text(self.protocol.encode_agent_ready())
+        self.greeted = True
+        self.start_speaking()
+
+    def _on_frame(self, frame: Any) -> None:
+        kinds = self.kinds
+        kind = frame.msg_type
+        if kind is kinds.CLOSE:
+            if not self.transport.is_close_frame_sent:
+                self.transport.send_close(frame.get_close_code(), frame.get_close_message())
+            self.closing = True
+            self.transport.disconnect()
+            return
+        if self.closing or kind not in (kinds.TEXT, kinds.BINARY, kinds.CONTINUATION):
+            return  # pings are answered by picows; nothing counts after our close frame
+        if kind is kinds.CONTINUATION:
+            kind = self.fragment_kind
+            if kind is None:
+                self.close(1002, "continuation frame without a message")
+                return
+        elif self.fragment_kind is not None:
+            self.close(1002, "new message inside a fragmented one")
+            return
+        self.fragment_kind = None if frame.fin else kind
+        if kind is kinds.BINARY:  # audio is a byte stream: fragments need no assembly
+            self.on_audio(frame.get_payload_as_bytes())
+            return
+        self.text_parts.append(frame.get_payload_as_bytes())
+        if frame.fin:
+            data, self.text_parts = b"".join(self.text_parts), []
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.close(1007, "invalid UTF-8")
+                return
+            self.on_text(text)
+
+    def on_text(self, message: str) -> None:
+        record, protocol = self.record, self.protocol
+        if len(record.text_messages) < record.MAX_TEXT_MESSAGES:
+            record.text_messages.append(message)
+        was_ready = protocol.peer_ready
+        events = protocol.receive_text(message)
+        if not was_ready and any(isinstance(e, ClientReady) for e in events):
+            record.client_ready_after_bytes = protocol.bytes_received
+            self.speech.put(self.emulator.greeting)
+            for reply in self.held.take_all():
+                self.speech.put(reply)
+            self.start_speaking()
+
+    def on_audio(self, payload: bytes) -> None:
+        record = self.record
+        if record.record_audio:
+            record.received += payload
+        ready = self.protocol.peer_ready
+        for event in self.protocol.receive_binary(payload):
+            assert isinstance(event, UserAudio)
+            for reply in self.agent.receive(event.samples):
+                record.utterances += 1
+                (self.speech if ready else self.held).put(reply)
+                if ready:
+                    self.start_speaking()
+
+    # --- what the agent says ------------------------------------------------------------------
+
+    def start_speaking(self) -> None:
+        """Speak now if idle; a session already on the clock keeps its turn."""
+        if self.scheduled or not self.greeted or self.gone or self.closing:
+            return
+        loop = asyncio.get_running_loop()
+        next_due = self.speak(loop.time())
+        if next_due is not None:
+            self.emulator._schedule(self, next_due)
+
+    def speak(self, now: float) -> float | None:
+        """Send the frames due by ``now``; the time the next one is due, or ``None`` when
+        there is nothing left to say (or the client does not read: resumed by picows)."""
+        realtime = self.emulator.pace == "realtime"
+        while not (self.gone or self.closing or self.paused):
+            if self.frames is None:
+                audio = self.speech.pop()
+                if audio is None:
+                    return None
+                self.frames = self._frames_of(audio)
+                # After a pause, speak now rather than catching up on the silent time.
+                self.next_frame_at = max(self.next_frame_at, now)
+            if realtime and self.next_frame_at > now:
+                return self.next_frame_at
+            frame = next(self.frames, None)
+            if frame is None:
+                self.frames = None
+                self._after_answer()
+                continue
+            self.transport.send(self.binary, frame)
+            if self.record.record_audio:
+                self.record.sent += frame
+            self.next_frame_at += len(frame) / 2 / AGENT_SAMPLE_RATE
+        return None
+
+    def _frames_of(self, audio: Any) -> Iterator[memoryview]:
+        protocol = self.protocol
+        if self.fault in (Fault.ODD_FRAMES, Fault.RAGGED_FRAMES):
+            assert self.fault is not None
+            return iter(split_frames(protocol.encode_audio(audio), self.fault))
+        # Encoded (and counted) frame by frame, as each goes out.
+        return (protocol.encode_audio(audio[at : at + FRAME_SAMPLES])
+                for at in range(0, len(audio), FRAME_SAMPLES))
+
+    def _after_answer(self) -> None:
+        first = self.answers_spoken == 0
+        self.answers_spoken += 1
+        if self.fault is Fault.EXTRA_EVENTS:
+            self.send_text(json.dumps({"type": "agent_transcript", "text": "..."}))
+            self.send_text("this is {not json")
+        if first and self.fault is Fault.ABRUPT_CLOSE:
+            self.abort()
+        elif first and self.fault is Fault.CLOSE_1011:
+            self.close(1011, "emulated agent failure")
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.start_speaking()
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def send_text(self, text: str) -> None:
+        self.transport.send(self.kinds.TEXT, text.encode())
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame; the connection goes when the client answers it, or soon after."""
+        if self.gone or self.closing or self.transport is None:
+            return
+        self.closing = True
+        self.transport.send_close(self.close_codes(code), reason.encode())
+        self.close_timer = asyncio.get_running_loop().call_later(
+            CLOSE_WAIT_SECONDS, self.transport.disconnect)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame."""
+        if self.gone or self.transport is None:
+            return
+        self.closing = True
+        self.transport.disconnect(graceful=False)
+
+
+_LISTENER: Any = None
+
+
+def _listener_class() -> Any:
+    """picows' listener, forwarding to a :class:`_Session` (made once: picows is optional)."""
+    global _LISTENER
+    if _LISTENER is None:
+        picows = _picows()
+
+        class Listener(picows.WSListener):  # type: ignore[misc,name-defined]
+            def __init__(self, session: _Session) -> None:
+                super().__init__()
+                self.session = session
+
+            def on_ws_connected(self, transport: Any) -> None:
+                self.session.on_connected(transport)
+
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                self.session.on_frame(frame)
+
+            def on_ws_disconnected(self, transport: Any) -> None:
+                self.session.on_disconnected()
+
+            def pause_writing(self) -> None:
+                self.session.pause_writing()
+
+            def resume_writing(self) -> None:
+                self.session.resume_writing()
+
+        _LISTENER = Listener
+    return _LISTENER
