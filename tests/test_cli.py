@@ -248,10 +248,16 @@ def test_exit_code_mapping() -> None:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_serve_prints_url_and_curl_then_stops_cleanly(stop_signal: signal.Signals) -> None:
+@pytest.mark.parametrize("server", ["websockets", "picows"])
+def test_serve_prints_url_and_curl_then_stops_cleanly(
+    stop_signal: signal.Signals, server: str
+) -> None:
+    if server == "picows":
+        pytest.importorskip("picows", reason="the picows server needs the 'load' extra")
     env = dict(os.environ)  # the subprocess imports the same anunzi_fast as this one
     process = subprocess.Popen(
-        [sys.executable, "-m", "anunzi_fast", "serve", "--port", "0", "--pace", "fast"],
+        [sys.executable, "-m", "anunzi_fast", "serve", "--port", "0", "--pace", "fast",
+         "--server", server],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:

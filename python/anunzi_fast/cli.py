@@ -29,7 +29,7 @@ from .auth import API_KEY_ENV, DEFAULT_BASE_URL, request_session_url
 from .call_runner import RunOptions, StatusLine, check_outputs, load_input, print_summary, run_call
 from .client import Call, connect
 from .devices import describe_devices, parse_device
-from .emulator import DEFAULT_API_KEY, Emulator, Fault
+from .emulator import DEFAULT_API_KEY, Emulator, Fault, LightEmulator
 from .errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -106,8 +106,9 @@ async def _command_demo(args: argparse.Namespace) -> int:
 async def _command_serve(args: argparse.Namespace) -> int:
     keys = args.api_key or [DEFAULT_API_KEY]
     # A long-running server keeps counts, not audio: memory stays flat whatever the load.
-    emulator = Emulator(host=args.host, port=args.port, api_keys=keys, pace=args.pace,
-                        token_ttl=args.token_ttl, record_audio=False)
+    server = LightEmulator if args.server == "picows" else Emulator
+    emulator = server(host=args.host, port=args.port, api_keys=keys, pace=args.pace,
+                      token_ttl=args.token_ttl, record_audio=False)
     try:
         await emulator.start()
     except OSError as exc:
@@ -266,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="agent audio in real time or as fast as possible")
     serve.add_argument("--token-ttl", type=_POSITIVE_FLOAT, default=60.0, metavar="S",
                        help="seconds a session token stays valid")
+    serve.add_argument("--server", choices=("websockets", "picows"), default="websockets",
+                       help="the WebSocket server: picows takes about half the CPU per "
+                            "session, for load tests (needs the load extra)")
     _add_verbose(serve, top=False)
     devices = commands.add_parser("devices", formatter_class=_Formatter,
                                   help="list audio input and output devices",

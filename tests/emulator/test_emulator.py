@@ -16,7 +16,6 @@ from anunzi_fast.auth import RetryPolicy, request_session_url
 from anunzi_fast.emulator import (
     DEFAULT_API_KEY,
     EchoAgent,
-    Emulator,
     EmulatorBase,
     Fault,
     TokenStore,
@@ -36,17 +35,6 @@ from tests.conftest import tone
 TEST_TIMEOUT = 10.0
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
 FAST_RETRY = RetryPolicy(initial_backoff=0.001, max_backoff=0.002, deadline=5)
-
-
-@pytest.fixture(params=["websockets", "picows"])
-def emulator_class(request: pytest.FixtureRequest) -> type[EmulatorBase]:
-    """Every emulator test runs on both servers: websockets', and picows' (the load extra)."""
-    if request.param == "websockets":
-        return Emulator
-    pytest.importorskip("picows", reason="the light emulator needs the 'load' extra")
-    from anunzi_fast.emulator import LightEmulator
-
-    return LightEmulator
 
 
 def speech_48k(seconds: float, frequency: float = 300.0) -> np.ndarray:
