@@ -169,6 +169,20 @@ class Reports:
         return [kind for kind, *_ in self.items]
 
 
+async def test_the_light_driver_logs_no_secret_at_any_level(
+        short_wav: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(1)  # picows' own debug level (9), which prints its handshake, included
+    script = CallScript.from_wav(short_wav)
+    async with asyncio.timeout(30), Emulator(pace="fast") as emulator:
+        outcome = await run_call(_config(emulator.base_url, "light"), script, Reports())
+        await asyncio.wait_for(emulator.sessions[0].closed.wait(), 5)
+    assert outcome.error is None
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "GET /websocket/start" in logged  # picows' handshake log is there, redacted:
+    assert "token=" not in logged.replace("token=<redacted>", "")
+    assert DEFAULT_API_KEY not in logged
+
+
 @pytest.mark.parametrize("driver", ["light", "client"])
 async def test_calls_are_measured_and_every_sample_is_accounted_for(driver: str,
                                                                     short_wav: str) -> None:

@@ -50,9 +50,11 @@ PACER_SLOTS: Final = 4
 STALLED_SECONDS: Final = 20.0
 
 _logger = logging.getLogger("anunzi_fast.loadtest")
-# picows logs through this logger, whose filter redacts secrets (a handshake redirect would
-# print the session URL, token included); picows would otherwise make one per connection.
+# picows logs through this logger, whose filter redacts secrets (its handshake log prints the
+# session URL, token included). Through an adapter: given a Logger, picows logs through a
+# child per connection, whose records the parent's filter never sees.
 _PICOWS_LOGGER = logging.getLogger("anunzi_fast.loadtest.picows")
+_PICOWS_LOG = logging.LoggerAdapter(_PICOWS_LOGGER)
 
 
 _PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, FramePacer]] = (
@@ -198,7 +200,7 @@ class LightCall:
             self.transport, _ = await picows.ws_connect(
                 lambda: listener(self), url, ssl_context=tls,
                 websocket_handshake_timeout=self.config.open_timeout,
-                max_frame_size=2**20, logger_name=_PICOWS_LOGGER,
+                max_frame_size=2**20, logger_name=_PICOWS_LOG,
                 extra_headers={"User-Agent": "anunzi-fast"})
         except picows.WSInvalidStatusError as exc:
             raise error_for_handshake_status(int(exc.response.status)) from None

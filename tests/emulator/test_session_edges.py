@@ -1,20 +1,24 @@
-"""Session edge cases, on both emulator servers: fragmented messages, clients that stop
-reading, bad text, many paced speakers at once, a client that leaves in the middle."""
+"""Session edge cases, on both emulator servers: fragmented and oversized messages, clients
+that stop reading, bad text and frames, many paced speakers at once, a client that leaves
+in the middle, stopping, and secrets in logs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
 
+import httpx
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.frames import Frame, Opcode
 
-from anunzi_fast.emulator import EmulatorBase, default_greeting
+from anunzi_fast.emulator import DEFAULT_API_KEY, EmulatorBase, default_greeting
+from anunzi_fast.errors import InvalidArgumentError
 
 TEST_TIMEOUT = 15.0
 READY = json.dumps({"type": "status_client_ready"})
@@ -128,3 +132,129 @@ async def test_a_client_that_vanishes_mid_answer_is_forgotten(
         await asyncio.sleep(0.3)  # nothing more is sent to a session that is gone
         assert record.protocol.samples_sent == sent < len(default_greeting())
         assert not getattr(emulator, "_live", ())
+
+
+async def test_cancelled_serve_forever_then_stop_closes_sessions_with_1001(
+    emulator_class: type[EmulatorBase],
+) -> None:
+    emulator = emulator_class()
+
+    async def serve() -> None:
+        try:
+            await emulator.serve_forever()
+        finally:
+            await emulator.stop()
+
+    async with asyncio.timeout(TEST_TIMEOUT):
+        serving = asyncio.create_task(serve())
+        while True:  # serve_forever starts it
+            with contextlib.suppress(InvalidArgumentError):
+                url = emulator.issue_session_url()
+                break
+            await asyncio.sleep(0.01)
+        async with connect(url, compression=None) as ws:
+            await ws.recv()
+            started = time.monotonic()
+            serving.cancel()
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws.recv()
+            assert ws.close_code == 1001
+            assert time.monotonic() - started < 2.0
+        await asyncio.gather(serving, return_exceptions=True)
+
+
+async def test_an_empty_close_frame_is_answered_without_an_invalid_code(
+    emulator_class: type[EmulatorBase],
+) -> None:
+    async with (
+        asyncio.timeout(TEST_TIMEOUT),
+        emulator_class() as emulator,
+        connect(emulator.issue_session_url(), compression=None) as ws,
+    ):
+        await ws.recv()
+        ws.transport.write(Frame(Opcode.CLOSE, b"").serialize(mask=True, extensions=[]))
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await ws.recv()
+        # No code (1005) or 1000; code 0 would be a protocol error (1002) here.
+        assert isinstance(info.value, ConnectionClosedOK), info.value
+
+
+@pytest.mark.parametrize("kind", ["text", "binary"])
+async def test_a_fragmented_message_over_1_mib_is_refused_with_1009(
+    emulator_class: type[EmulatorBase], kind: str
+) -> None:
+    piece = b"x" * 300_000 if kind == "text" else bytes(300_000)
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class() as emulator:
+        async with connect(emulator.issue_session_url(), compression=None) as ws:
+            await ws.recv()
+            pieces = [piece.decode()] * 8 if kind == "text" else [piece] * 8
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(pieces)  # type: ignore[arg-type]
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws.recv()
+            assert ws.close_code == 1009
+        await emulator.sessions[0].closed.wait()
+        assert emulator.sessions[0].text_messages == []
+
+
+async def test_reserved_bits_without_an_extension_are_refused_with_1002(
+    emulator_class: type[EmulatorBase],
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class() as emulator:
+        async with connect(emulator.issue_session_url(), compression=None) as ws:
+            await ws.recv()
+            # FIN + RSV1 + binary, masked, 960 zero bytes (websockets will not build it).
+            mask = b"\x01\x02\x03\x04"
+            ws.transport.write(b"\xc2\xfe" + (960).to_bytes(2, "big") + mask + mask * 240)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws.recv()
+            assert ws.close_code == 1002
+        await emulator.sessions[0].closed.wait()
+        assert emulator.sessions[0].bytes_received == 0
+
+
+async def test_neither_token_nor_key_reaches_the_logs_at_any_level(
+    emulator_class: type[EmulatorBase], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(1)  # picows' own debug level (9) included
+    async with asyncio.timeout(TEST_TIMEOUT), emulator_class(pace="fast") as emulator:
+        url = emulator.issue_session_url()
+        async with connect(url, compression=None) as ws:
+            await ws.recv()
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"{emulator.base_url}/websocket/token/echo",
+                                      headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"})
+        issued = response.json()["sessionURL"].split("token=")[1]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert logged  # something was logged: the check below can fail
+    for secret in (url.split("token=")[1], issued, DEFAULT_API_KEY):
+        assert secret not in logged
+
+
+async def test_a_light_session_whose_client_stops_reading_ends_after_its_close() -> None:
+    # The light server's own wait (5 s); websockets' server takes its close_timeout (~20 s).
+    pytest.importorskip("picows", reason="the light emulator needs the 'load' extra")
+    from anunzi_fast.emulator import LightEmulator
+
+    greeting = (np.sin(np.arange(4_000_000) / 9) * 9000).astype(np.int16)
+    async with asyncio.timeout(TEST_TIMEOUT), LightEmulator(
+        pace="fast", greeting=greeting, record_audio=False
+    ) as emulator:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
+        sock.connect(("127.0.0.1", emulator.port))
+        sock.setblocking(False)
+        ws = await connect(emulator.issue_session_url(), compression=None, max_queue=1,
+                           sock=sock)
+        await ws.recv()
+        await ws.send(READY)
+        await asyncio.sleep(0.3)  # the server's buffers fill; the client reads nothing more
+        ws.transport.write(Frame(Opcode.CLOSE, b"\x03\xe8").serialize(mask=True, extensions=[]))
+        ws.transport.pause_reading()
+        record = emulator.sessions[0]
+        await record.closed.wait()  # within the close wait (5 s), not never
+        ws.transport.abort()

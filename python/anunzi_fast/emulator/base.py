@@ -24,7 +24,14 @@ from .agent import default_greeting
 from .session import Fault, Pace, SessionRecord
 from .tokens import SessionGrant, TokenStore
 
-__all__ = ["DEFAULT_API_KEY", "START_ROUTE", "TOKEN_ROUTE", "EmulatorBase", "HttpAnswer", "route_of"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "START_ROUTE",
+    "TOKEN_ROUTE",
+    "EmulatorBase",
+    "HttpAnswer",
+    "route_of",
+]
 
 DEFAULT_API_KEY = "emulator-key"
 TOKEN_ROUTE = "/websocket/token/"

@@ -10,6 +10,7 @@ timer per emulator, not one task per session, sends every session's agent audio 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
@@ -35,7 +36,15 @@ SERVER_HEADER: Final = ("Server", "anunzi-fast-emulator")
 
 _logger = logging.getLogger("anunzi_fast.emulator")
 # picows logs through this logger, whose filter redacts secrets (a session path holds a token).
+# Through an adapter: given a Logger, picows logs through a child per connection, whose
+# records the parent's filter never sees.
 _PICOWS_LOGGER = logging.getLogger("anunzi_fast.emulator.picows")
+_PICOWS_LOG = logging.LoggerAdapter(_PICOWS_LOGGER)
+# The largest message, as the websockets server's max_size (picows bounds frames only).
+MAX_MESSAGE_BYTES: Final = 2**20
+# Keepalive as websockets' defaults: a ping after 20 s of silence, 20 s for its pong.
+PING_IDLE_SECONDS: Final = 20.0
+PING_REPLY_SECONDS: Final = 20.0
 
 
 def light_emulator_available() -> bool:
@@ -74,6 +83,7 @@ class LightEmulator(EmulatorBase):
         self._order = itertools.count()
         self._pacer: asyncio.TimerHandle | None = None
         self._pacer_at = 0.0  # uvloop's timer handles do not tell when they fire
+        self._stopping = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -83,15 +93,19 @@ class LightEmulator(EmulatorBase):
             raise InvalidArgumentError("the emulator is already running")
         picows = _picows()
         install_log_redaction((_PICOWS_LOGGER.name,))
+        self._stopping = False
         self._server = await picows.ws_create_server(
-            self._route, self.host, self._requested_port, max_frame_size=2**20,
-            logger_name=_PICOWS_LOGGER, websocket_handshake_timeout=10)
+            self._route, self.host, self._requested_port, max_frame_size=MAX_MESSAGE_BYTES,
+            logger_name=_PICOWS_LOG, websocket_handshake_timeout=10,
+            enable_auto_ping=True, auto_ping_idle_timeout=PING_IDLE_SECONDS,
+            auto_ping_reply_timeout=PING_REPLY_SECONDS)
 
     async def stop(self) -> None:
         """Close every session (code 1001) and stop listening."""
-        server, self._server = self._server, None
-        if server is None:
+        server = self._server
+        if server is None or self._stopping:
             return
+        self._stopping = True  # upgrades from now on are refused (503)
         server.close()
         sessions = list(self._live)
         for session in sessions:
@@ -107,14 +121,18 @@ class LightEmulator(EmulatorBase):
             self._pacer.cancel()
             self._pacer = None
         self._due.clear()
-        await server.wait_closed()
+        # Connections still in their handshake end by its timeout at the latest.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), CLOSE_WAIT_SECONDS)
+        self._server = None
 
     async def serve_forever(self) -> None:
-        """Serve until cancelled."""
+        """Serve until cancelled; :meth:`stop` then closes the sessions (code 1001)."""
         if self._server is None:
             await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
+        # Not the server's own serve_forever: cancelled, it waits for every connection to
+        # end before anyone has told them to.
+        await asyncio.get_running_loop().create_future()
 
     def _bound_port(self) -> int | None:
         if self._server is None:
@@ -127,6 +145,8 @@ class LightEmulator(EmulatorBase):
         """picows' listener factory: a token answer, a refusal, or a session's listener."""
         path = request.path.decode("latin-1")
         route, assistant_id = route_of(path)
+        if self._stopping:
+            return _respond(HttpAnswer(503, b"the emulator is stopping\n"))
         if route == "token":
             return _respond(self.answer_token_request(
                 assistant_id, request.headers.get("Authorization", ""),
@@ -164,15 +184,17 @@ class LightEmulator(EmulatorBase):
         ready = []
         while due and due[0][0] <= horizon:
             ready.append(heapq.heappop(due)[2])
-        for session in ready:
-            session.scheduled = False
-            next_due = session.speak(horizon)
-            if next_due is not None:
-                heapq.heappush(due, (next_due, next(self._order), session))
-                session.scheduled = True
-        if due:
-            self._pacer_at = due[0][0]
-            self._pacer = loop.call_at(self._pacer_at, self._tick)
+        try:
+            for session in ready:
+                session.scheduled = False
+                next_due = session.speak_safely(horizon)
+                if next_due is not None:
+                    heapq.heappush(due, (next_due, next(self._order), session))
+                    session.scheduled = True
+        finally:
+            if due:
+                self._pacer_at = due[0][0]
+                self._pacer = loop.call_at(self._pacer_at, self._tick)
 
 
 def _respond(answer: HttpAnswer) -> Any:
@@ -215,6 +237,7 @@ class _Session:
         self.frames: Iterator[memoryview] | None = None  # the answer being spoken
         self.next_frame_at = 0.0
         self.fragment_kind: Any = None
+        self.message_bytes = 0  # of the fragmented message under way
         self.text_parts: list[bytes] = []
         self.close_timer: asyncio.TimerHandle | None = None
         picows = _picows()
@@ -236,7 +259,7 @@ class _Session:
     def on_frame(self, frame: Any) -> None:
         try:
             if (frame.msg_type is self.binary and frame.fin and self.fragment_kind is None
-                    and not self.closing):
+                    and not self.closing and not frame.rsv1):
                 self.on_audio(frame.get_payload_as_bytes())  # the usual frame, straight on
             else:
                 self._on_frame(frame)
@@ -276,12 +299,18 @@ class _Session:
         kind = frame.msg_type
         if kind is kinds.CLOSE:
             if not self.transport.is_close_frame_sent:
-                self.transport.send_close(frame.get_close_code(), frame.get_close_message())
+                # An empty close frame has no code to echo: 1000 (code 0 is not a close code).
+                code = (frame.get_close_code() if frame.payload_size >= 2
+                        else self.close_codes.OK)
+                self.transport.send_close(code, frame.get_close_message())
             self.closing = True
-            self.transport.disconnect()
+            self.finish()
             return
         if self.closing or kind not in (kinds.TEXT, kinds.BINARY, kinds.CONTINUATION):
             return  # pings are answered by picows; nothing counts after our close frame
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            self.close(1002, "no extension was negotiated")
+            return
         if kind is kinds.CONTINUATION:
             kind = self.fragment_kind
             if kind is None:
@@ -291,6 +320,11 @@ class _Session:
             self.close(1002, "new message inside a fragmented one")
             return
         self.fragment_kind = None if frame.fin else kind
+        # Messages are bounded as the websockets server bounds them, fragmented ones too.
+        self.message_bytes = 0 if frame.fin else self.message_bytes + frame.payload_size
+        if self.message_bytes > MAX_MESSAGE_BYTES:
+            self.close(1009, "message too big")
+            return
         if kind is kinds.BINARY:  # audio is a byte stream: fragments need no assembly
             self.on_audio(frame.get_payload_as_bytes())
             return
@@ -337,14 +371,25 @@ class _Session:
         if self.scheduled or not self.greeted or self.gone or self.closing:
             return
         loop = asyncio.get_running_loop()
-        next_due = self.speak(loop.time())
+        next_due = self.speak_safely(loop.time())
         if next_due is not None:
             self.emulator._schedule(self, next_due)
+
+    def speak_safely(self, now: float) -> float | None:
+        """:meth:`speak`; a failure ends this session (1011), not every session's audio."""
+        try:
+            return self.speak(now)
+        except Exception:
+            _logger.exception("an emulated session failed")
+            self.close(1011, "emulator error")
+            return None
 
     def speak(self, now: float) -> float | None:
         """Send the frames due by ``now``; the time the next one is due, or ``None`` when
         there is nothing left to say (or the client does not read: resumed by picows)."""
         realtime = self.emulator.pace == "realtime"
+        if self.transport.is_close_frame_sent:  # picows closed it (a protocol error)
+            self.closing = True
         while not (self.gone or self.closing or self.paused):
             if self.frames is None:
                 audio = self.speech.pop()
@@ -404,8 +449,17 @@ class _Session:
             return
         self.closing = True
         self.transport.send_close(self.close_codes(code), reason.encode())
-        self.close_timer = asyncio.get_running_loop().call_later(
-            CLOSE_WAIT_SECONDS, self.transport.disconnect)
+        # The client's answer ends it (finish); a client that does not answer, or does not
+        # read, loses the connection after the wait.
+        self.close_timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_SECONDS, self.abort)
+
+    def finish(self) -> None:
+        """The close handshake is done: close the TCP connection once what is queued is
+        written, or drop it after the wait if the client does not read it."""
+        self.transport.disconnect()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_SECONDS, self.abort)
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
