@@ -49,6 +49,10 @@ class EmulatorThread:
         self._started.set()
         self.loop.run_forever()
         self.loop.run_until_complete(self.emulator.stop())
+        # A test's own coroutines on this loop (a stop it asked for) end before it closes.
+        pending = asyncio.all_tasks(self.loop)
+        if pending:
+            self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
         self.loop.close()
 
     def __enter__(self) -> EmulatorThread:

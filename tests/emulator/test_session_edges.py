@@ -258,3 +258,19 @@ async def test_a_light_session_whose_client_stops_reading_ends_after_its_close()
         record = emulator.sessions[0]
         await record.closed.wait()  # within the close wait (5 s), not never
         ws.transport.abort()
+
+
+async def test_a_second_stop_waits_for_the_first(emulator_class: type[EmulatorBase]) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT):
+        emulator = emulator_class()
+        await emulator.start()
+        async with connect(emulator.issue_session_url(), compression=None) as ws:
+            await ws.recv()
+            first = asyncio.create_task(emulator.stop())
+            await asyncio.sleep(0)  # the first is under way
+            await emulator.stop()
+            assert emulator.sessions[0].closed.is_set()  # not returned before the first ended
+            await first
+            with pytest.raises(InvalidArgumentError):
+                emulator.issue_session_url()  # stopped: no port any more
+        await emulator.stop()  # and once stopped, at once

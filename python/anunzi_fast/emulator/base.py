@@ -6,6 +6,7 @@ and :mod:`.light` (picows) turn it into their own HTTP response.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hmac
 import json
@@ -88,6 +89,7 @@ class EmulatorBase:
         self.token_requests = 0
         self._fault_counts: dict[str, int] = {}
         install_log_redaction()
+        self._stopping_task: asyncio.Future[None] | None = None
         self._setup()
 
     def _setup(self) -> None:
@@ -100,7 +102,24 @@ class EmulatorBase:
         raise NotImplementedError
 
     async def stop(self) -> None:
-        """Close every session (code 1001) and stop listening."""
+        """Close every session (code 1001) and stop listening; a second call while the first
+        is under way waits for it."""
+        if self._stopping_task is None:
+            if not self._listening():
+                return
+            self._stopping_task = asyncio.ensure_future(self._stop())
+            self._stopping_task.add_done_callback(self._stopped)
+        await asyncio.shield(self._stopping_task)
+
+    def _stopped(self, task: asyncio.Future[None]) -> None:
+        self._stopping_task = None
+
+    async def _stop(self) -> None:
+        """The server's own way of closing its sessions and stopping (called once)."""
+        raise NotImplementedError
+
+    def _listening(self) -> bool:
+        """Whether started and not yet stopped (also while stopping)."""
         raise NotImplementedError
 
     def _bound_port(self) -> int | None:

@@ -100,10 +100,9 @@ class LightEmulator(EmulatorBase):
             enable_auto_ping=True, auto_ping_idle_timeout=PING_IDLE_SECONDS,
             auto_ping_reply_timeout=PING_REPLY_SECONDS)
 
-    async def stop(self) -> None:
-        """Close every session (code 1001) and stop listening."""
+    async def _stop(self) -> None:
         server = self._server
-        if server is None or self._stopping:
+        if server is None:
             return
         self._stopping = True  # upgrades from now on are refused (503)
         server.close()
@@ -134,10 +133,12 @@ class LightEmulator(EmulatorBase):
         # end before anyone has told them to.
         await asyncio.get_running_loop().create_future()
 
+    def _listening(self) -> bool:
+        return self._server is not None
+
     def _bound_port(self) -> int | None:
-        if self._server is None:
-            return None
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        sockets = list(self._server.sockets) if self._server is not None else []
+        return int(sockets[0].getsockname()[1]) if sockets else None
 
     # --- HTTP ---------------------------------------------------------------------------------
 

@@ -93,12 +93,12 @@ class Emulator(EmulatorBase):
             server_header="anunzi-fast-emulator",
         )
 
-    async def stop(self) -> None:
-        """Close every session (code 1001) and stop listening."""
-        server, self._server = self._server, None
+    async def _stop(self) -> None:
+        server = self._server
         if server is not None:
             server.close()
             await server.wait_closed()
+            self._server = None
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
@@ -107,10 +107,12 @@ class Emulator(EmulatorBase):
         assert self._server is not None
         await self._server.serve_forever()
 
+    def _listening(self) -> bool:
+        return self._server is not None
+
     def _bound_port(self) -> int | None:
-        if self._server is None:
-            return None
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        sockets = list(self._server.sockets) if self._server is not None else []
+        return int(sockets[0].getsockname()[1]) if sockets else None
 
     # --- HTTP ---------------------------------------------------------------------------------
 
