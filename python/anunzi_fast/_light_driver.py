@@ -27,6 +27,7 @@ from ._loadgen import (
     _Turns,
 )
 from ._net import certificate_failure, describe_network_failure, shared_ssl_context
+from ._picows import import_picows, listener_class
 from ._redact import install_log_redaction
 from .auth import request_session_url
 from .errors import (
@@ -34,7 +35,6 @@ from .errors import (
     AnunziError,
     CertificateError,
     ConnectionLostError,
-    InvalidArgumentError,
     NetworkError,
     RemoteProtocolError,
     error_for_handshake_status,
@@ -129,52 +129,12 @@ class FramePacer:
                           "call")
 
 
-def _picows() -> Any:
-    try:
-        import picows
-    except ImportError as exc:
-        raise InvalidArgumentError(
-            "the light driver needs picows: pip install \"anunzi-fast[load]\" (or use the "
-            "client driver)") from exc
-    return picows
-
-
-_LISTENER: Any = None
-
-
-def _listener_class() -> Any:
-    """picows' listener, forwarding to a :class:`LightCall` (made once: picows is optional)."""
-    global _LISTENER
-    if _LISTENER is None:
-        picows = _picows()
-
-        class Listener(picows.WSListener):  # type: ignore[misc,name-defined]
-            def __init__(self, call: LightCall) -> None:
-                super().__init__()
-                self.call = call
-
-            def on_ws_frame(self, transport: Any, frame: Any) -> None:
-                self.call.on_frame(frame)
-
-            def on_ws_disconnected(self, transport: Any) -> None:
-                self.call.on_disconnected()
-
-            def pause_writing(self) -> None:
-                self.call.paused_since = time.monotonic()
-
-            def resume_writing(self) -> None:
-                self.call.paused_since = None
-
-        _LISTENER = Listener
-    return _LISTENER
-
-
 class LightCall:
     """One call on picows: the sans-I/O protocol's bytes, moved by a listener's callbacks."""
 
     def __init__(self, config: CallConfig, script: CallScript, report: Report,
                  outcome: CallOutcome, started: float, pacer: FramePacer) -> None:
-        self.picows = _picows()
+        self.picows = import_picows("the light driver (or use the client driver)")
         self._binary = self.picows.WSMsgType.BINARY
         install_log_redaction((_PICOWS_LOGGER.name,))
         self.config, self.script, self.outcome, self.pacer = config, script, outcome, pacer
@@ -193,7 +153,7 @@ class LightCall:
         picows = self.picows
         url = await request_session_url(self.config.assistant_id, self.config.api_key,
                                         base_url=self.config.base_url, retry=self.config.retry)
-        listener = _listener_class()
+        listener = listener_class()
         # The client's TLS choices (one shared context); no *_proxy variables are read.
         tls = shared_ssl_context() if url.lower().startswith("wss:") else None
         try:
@@ -268,6 +228,15 @@ class LightCall:
             self.fail(verdict, _stage_of(verdict))
         elif verdict:
             self.hang_up()
+
+    def on_connected(self, transport: Any) -> None:
+        """picows' handshake is done (the transport arrives with ws_connect's answer)."""
+
+    def pause_writing(self) -> None:
+        self.paused_since = time.monotonic()
+
+    def resume_writing(self) -> None:
+        self.paused_since = None
 
     def on_frame(self, frame: Any) -> None:
         picows = self.picows

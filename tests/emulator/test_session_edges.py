@@ -24,6 +24,15 @@ TEST_TIMEOUT = 15.0
 READY = json.dumps({"type": "status_client_ready"})
 
 
+def small_receive_buffer(port: int) -> socket.socket:
+    """A client socket whose kernel buffer holds little: a reader that stops is felt soon."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
 async def test_fragmented_text_and_audio_are_assembled(
     emulator_class: type[EmulatorBase],
 ) -> None:
@@ -71,12 +80,8 @@ async def test_a_client_that_stops_reading_gets_everything_once_it_reads_again(
     async with asyncio.timeout(TEST_TIMEOUT), emulator_class(
         pace="fast", greeting=greeting, record_audio=False
     ) as emulator:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
-        sock.connect(("127.0.0.1", emulator.port))
-        sock.setblocking(False)
         async with connect(emulator.issue_session_url(), compression=None, max_queue=1,
-                           sock=sock) as ws:
+                           sock=small_receive_buffer(emulator.port)) as ws:
             await ws.recv()
             await ws.send(READY)
             record = emulator.sessions[0]
@@ -244,12 +249,8 @@ async def test_a_light_session_whose_client_stops_reading_ends_after_its_close()
     async with asyncio.timeout(TEST_TIMEOUT), LightEmulator(
         pace="fast", greeting=greeting, record_audio=False
     ) as emulator:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
-        sock.connect(("127.0.0.1", emulator.port))
-        sock.setblocking(False)
         ws = await connect(emulator.issue_session_url(), compression=None, max_queue=1,
-                           sock=sock)
+                           sock=small_receive_buffer(emulator.port))
         await ws.recv()
         await ws.send(READY)
         await asyncio.sleep(0.3)  # the server's buffers fill; the client reads nothing more

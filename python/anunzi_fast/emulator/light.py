@@ -18,12 +18,21 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Final
 
+from .._picows import import_picows, listener_class
 from .._redact import install_log_redaction
 from ..errors import InvalidArgumentError
-from ..protocol import AGENT_SAMPLE_RATE, ClientReady, UserAudio
+from ..protocol import AGENT_SAMPLE_RATE, UserAudio
 from .agent import EchoAgent
 from .base import EmulatorBase, HttpAnswer, route_of
-from .session import FRAME_SAMPLES, Fault, Replies, SessionRecord, fault_of, split_frames
+from .session import (
+    FRAME_SAMPLES,
+    Fault,
+    Replies,
+    SessionRecord,
+    fault_of,
+    receive_client_text,
+    split_frames,
+)
 from .tokens import SessionGrant
 
 __all__ = ["LightEmulator", "light_emulator_available"]
@@ -33,6 +42,8 @@ PACER_RESOLUTION: Final = 0.002
 # After our close frame, how long the client has to answer it before the TCP connection goes.
 CLOSE_WAIT_SECONDS: Final = 5.0
 SERVER_HEADER: Final = ("Server", "anunzi-fast-emulator")
+
+_NEEDED_BY: Final = "the light emulator (or use Emulator, on websockets)"
 
 _logger = logging.getLogger("anunzi_fast.emulator")
 # picows logs through this logger, whose filter redacts secrets (a session path holds a token).
@@ -54,16 +65,6 @@ def light_emulator_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _picows() -> Any:
-    try:
-        import picows
-    except ImportError as exc:
-        raise InvalidArgumentError(
-            "the light emulator needs picows: pip install \"anunzi-fast[load]\" (or use "
-            "Emulator, on websockets)") from exc
-    return picows
 
 
 class LightEmulator(EmulatorBase):
@@ -91,7 +92,7 @@ class LightEmulator(EmulatorBase):
         """Bind and start serving."""
         if self._server is not None:
             raise InvalidArgumentError("the emulator is already running")
-        picows = _picows()
+        picows = import_picows(_NEEDED_BY)
         install_log_redaction((_PICOWS_LOGGER.name,))
         self._stopping = False
         self._server = await picows.ws_create_server(
@@ -162,7 +163,7 @@ class LightEmulator(EmulatorBase):
         if grant is None:
             _logger.info("refused a session: unknown, used or expired token")
             return _respond(HttpAnswer(403, b"invalid, used or expired session token\n"))
-        return _listener_class()(_Session(self, grant))
+        return listener_class()(_Session(self, grant))
 
     # --- the speaking clock -------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class LightEmulator(EmulatorBase):
 
 def _respond(answer: HttpAnswer) -> Any:
     """picows' response for a plain HTTP answer (the connection closes after it)."""
-    picows = _picows()
+    picows = import_picows(_NEEDED_BY)
     headers = {"Content-Type": answer.content_type, **dict(answer.headers)}
     headers[SERVER_HEADER[0]] = SERVER_HEADER[1]
     if answer.status >= 400:
@@ -241,7 +242,7 @@ class _Session:
         self.message_bytes = 0  # of the fragmented message under way
         self.text_parts: list[bytes] = []
         self.close_timer: asyncio.TimerHandle | None = None
-        picows = _picows()
+        picows = import_picows(_NEEDED_BY)
         self.kinds = picows.WSMsgType
         self.binary = picows.WSMsgType.BINARY
         self.close_codes = picows.WSCloseCode
@@ -340,16 +341,8 @@ class _Session:
             self.on_text(text)
 
     def on_text(self, message: str) -> None:
-        record, protocol = self.record, self.protocol
-        if len(record.text_messages) < record.MAX_TEXT_MESSAGES:
-            record.text_messages.append(message)
-        was_ready = protocol.peer_ready
-        events = protocol.receive_text(message)
-        if not was_ready and any(isinstance(e, ClientReady) for e in events):
-            record.client_ready_after_bytes = protocol.bytes_received
-            self.speech.put(self.emulator.greeting)
-            for reply in self.held.take_all():
-                self.speech.put(reply)
+        if receive_client_text(self.record, message, self.emulator.greeting, self.held,
+                               self.speech):
             self.start_speaking()
 
     def on_audio(self, payload: bytes) -> None:
@@ -468,36 +461,3 @@ class _Session:
             return
         self.closing = True
         self.transport.disconnect(graceful=False)
-
-
-_LISTENER: Any = None
-
-
-def _listener_class() -> Any:
-    """picows' listener, forwarding to a :class:`_Session` (made once: picows is optional)."""
-    global _LISTENER
-    if _LISTENER is None:
-        picows = _picows()
-
-        class Listener(picows.WSListener):  # type: ignore[misc,name-defined]
-            def __init__(self, session: _Session) -> None:
-                super().__init__()
-                self.session = session
-
-            def on_ws_connected(self, transport: Any) -> None:
-                self.session.on_connected(transport)
-
-            def on_ws_frame(self, transport: Any, frame: Any) -> None:
-                self.session.on_frame(frame)
-
-            def on_ws_disconnected(self, transport: Any) -> None:
-                self.session.on_disconnected()
-
-            def pause_writing(self) -> None:
-                self.session.pause_writing()
-
-            def resume_writing(self) -> None:
-                self.session.resume_writing()
-
-        _LISTENER = Listener
-    return _LISTENER

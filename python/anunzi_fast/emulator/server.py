@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..errors import InvalidArgumentError
-from ..protocol import AGENT_SAMPLE_RATE, ClientReady, UserAudio
+from ..protocol import AGENT_SAMPLE_RATE, UserAudio
 from .agent import EchoAgent
 from .base import DEFAULT_API_KEY, EmulatorBase, route_of
 from .session import (
@@ -33,6 +33,7 @@ from .session import (
     Replies,
     SessionRecord,
     fault_of,
+    receive_client_text,
     split_frames,
 )
 from .tokens import SessionGrant
@@ -168,15 +169,7 @@ class Emulator(EmulatorBase):
                 await connection.send(protocol.encode_agent_ready())
             async for message in connection:
                 if isinstance(message, str):
-                    if len(record.text_messages) < record.MAX_TEXT_MESSAGES:
-                        record.text_messages.append(message)
-                    was_ready = protocol.peer_ready
-                    events = protocol.receive_text(message)
-                    if not was_ready and any(isinstance(e, ClientReady) for e in events):
-                        record.client_ready_after_bytes = protocol.bytes_received
-                        speech.put(self.greeting)
-                        for reply in held.take_all():
-                            speech.put(reply)
+                    receive_client_text(record, message, self.greeting, held, speech)
                     continue
                 if record.record_audio:
                     record.received += message

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..protocol import AGENT_SAMPLE_RATE, SessionProtocol, Side
+from ..protocol import AGENT_SAMPLE_RATE, ClientReady, SessionProtocol, Side
 
 __all__ = [
     "FRAME_SAMPLES",
@@ -26,6 +26,7 @@ __all__ = [
     "Replies",
     "SessionRecord",
     "fault_of",
+    "receive_client_text",
     "split_frames",
 ]
 
@@ -181,3 +182,21 @@ def fault_of(assistant_id: str) -> Fault | None:
         return Fault(assistant_id)
     except ValueError:
         return None
+
+
+def receive_client_text(record: SessionRecord, message: str, greeting: npt.NDArray[np.int16],
+                        held: Replies, speech: Replies) -> bool:
+    """A text message from the client: recorded, decoded; on ``status_client_ready`` the
+    greeting and the answers held until then are queued to speak. Whether that happened."""
+    if len(record.text_messages) < record.MAX_TEXT_MESSAGES:
+        record.text_messages.append(message)
+    protocol = record.protocol
+    was_ready = protocol.peer_ready
+    events = protocol.receive_text(message)
+    if was_ready or not any(isinstance(event, ClientReady) for event in events):
+        return False
+    record.client_ready_after_bytes = protocol.bytes_received
+    speech.put(greeting)
+    for reply in held.take_all():
+        speech.put(reply)
+    return True
